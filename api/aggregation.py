@@ -1,0 +1,167 @@
+"""Declarative aggregates: say which upstream calls make up a response, and the engine runs them.
+
+    class ProductOverview(Aggregate):
+        product = Fetch(upstream="catalog", path="products/{id}", serializer=CatalogProduct,
+                        not_found="There is no product {id}.")
+        stock = Fetch(upstream="inventory", path=lambda i: f"stock/{i.results['product']['sku']}",
+                      needs=("product",), required=False, serializer=InventoryStock)
+
+        def shape(self, parts: Parts) -> dict: ...
+
+Each `Fetch` becomes one `upstreams.Call`: concurrency, dependencies, the deadline and cancellation are the fan-out's
+job; validating the payload with the fetch's DRF serializer is this module's. A payload that fails validation is an
+`UpstreamPayloadInvalid` (502, or a missing part when optional) naming the failing field paths. A required fetch with
+`not_found` turns the upstream's 404 into our own 404: the resource the client asked for does not exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+from django.conf import settings
+from rest_framework import exceptions, serializers
+
+from upstreams import (
+    Call,
+    UpstreamError,
+    UpstreamNotFound,
+    UpstreamPayloadInvalid,
+    fan_out,
+    get_registry,
+    validate_calls,
+)
+
+__all__ = ["Aggregate", "Fetch", "Inputs", "Parts", "missing_entry"]
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What a fetch can build its request from: the request's arguments and the results it `needs`."""
+
+    args: Mapping[str, Any]
+    results: Mapping[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fetch:
+    """One upstream call of an aggregate.
+
+    `path` is relative to the upstream's base URL: a format string over the request's arguments (values are
+    URL-quoted), or a function of `Inputs`. `when` returning False skips the call (its part is None, not missing).
+    """
+
+    upstream: str
+    path: str | Callable[[Inputs], str]
+    serializer: type[serializers.Serializer]
+    params: Callable[[Inputs], Mapping[str, Any]] | None = None
+    needs: tuple[str, ...] = ()
+    required: bool = True
+    when: Callable[[Inputs], bool] | None = None
+    not_found: str | None = None
+
+    def build_path(self, inputs: Inputs) -> str:
+        if callable(self.path):
+            return self.path(inputs)
+        return self.path.format_map({key: quote(str(value), safe="") for key, value in inputs.args.items()})
+
+
+@dataclass
+class Parts:
+    """The validated results of an aggregate's fetches, and what is missing."""
+
+    args: Mapping[str, Any]
+    results: dict[str, Any]
+    missing: list[dict[str, str]] = field(default_factory=list)
+    durations: dict[str, float] = field(default_factory=dict)
+
+    def get(self, name: str) -> Any:
+        """A fetch's validated data, or None when it failed, was skipped, or was not attempted."""
+        return self.results.get(name)
+
+
+def missing_entry(source: str, error: UpstreamError) -> dict[str, str]:
+    return {"source": source, "upstream": error.upstream, "code": error.code, "detail": error.detail}
+
+
+class Aggregate:
+    """Base class: declare `Fetch` attributes, implement `shape()`, and `await MyAggregate().build(args)`."""
+
+    fetches: ClassVar[dict[str, Fetch]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        fetches = dict(cls.fetches)
+        fetches.update({name: value for name, value in vars(cls).items() if isinstance(value, Fetch)})
+        cls.fetches = fetches
+        # Fail at import time, not at the first request, on a name typo in `needs` or a cycle.
+        validate_calls([Call(name=n, upstream=f.upstream, run=_never, needs=f.needs) for n, f in fetches.items()])
+
+    @classmethod
+    def upstream_names(cls) -> set[str]:
+        return {fetch.upstream for fetch in cls.fetches.values()}
+
+    async def build(self, args: Mapping[str, Any]) -> Any:
+        """Run every fetch and return `shape()`'s result; raises the first required fetch's failure."""
+        parts = await self.gather(args)
+        return self.shape(parts)
+
+    async def gather(self, args: Mapping[str, Any]) -> Parts:
+        calls = [self._call(name, fetch, args) for name, fetch in self.fetches.items()]
+        outcome = await fan_out(calls, deadline=settings.AGGREGATE_DEADLINE)
+        missing = [missing_entry(name, error) for name, error in outcome.failures.items()]
+        return Parts(args=args, results=outcome.results, missing=missing, durations=outcome.durations)
+
+    def shape(self, parts: Parts) -> Any:
+        raise NotImplementedError
+
+    def _call(self, name: str, fetch: Fetch, args: Mapping[str, Any]) -> Call:
+        async def run(needed: Mapping[str, Any]) -> Any:
+            inputs = Inputs(args=args, results=needed)
+            if fetch.when is not None and not fetch.when(inputs):
+                return None
+            client = get_registry().client(fetch.upstream)
+            params = fetch.params(inputs) if fetch.params else None
+            try:
+                payload = await client.get_json(fetch.build_path(inputs), params=params)
+            except UpstreamNotFound:
+                if fetch.not_found is not None:
+                    raise exceptions.NotFound(fetch.not_found.format_map(dict(args))) from None
+                raise
+            return validate_payload(fetch.upstream, fetch.serializer, payload)
+
+        return Call(name=name, upstream=fetch.upstream, run=run, needs=fetch.needs, required=fetch.required)
+
+
+def validate_payload(upstream: str, serializer_class: type[serializers.Serializer], payload: Any) -> Any:
+    """Validated data, or `UpstreamPayloadInvalid` naming the failing paths and codes (never the values)."""
+    serializer = serializer_class(data=payload)
+    if not serializer.is_valid():
+        raise UpstreamPayloadInvalid(upstream, dict(_error_paths(serializer.errors)))
+    return serializer.validated_data
+
+
+def _error_paths(detail: Any, path: str = "") -> list[tuple[str, str]]:
+    if isinstance(detail, Mapping):
+        return [
+            pair
+            for key, value in detail.items()
+            for pair in _error_paths(value, path if key == "non_field_errors" else _join(path, str(key)))
+        ]
+    if isinstance(detail, list):
+        if detail and all(isinstance(item, exceptions.ErrorDetail) for item in detail):
+            return [(path or "(root)", str(detail[0].code))]
+        return [pair for i, item in enumerate(detail) for pair in _error_paths(item, f"{path}[{i}]")]
+    return [(path or "(root)", str(getattr(detail, "code", "invalid")))]
+
+
+def _join(path: str, key: str) -> str:
+    if key.isdigit():  # DRF keys list-item errors by index in ListField/DictField
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+async def _never(needed: Mapping[str, Any]) -> Any:  # pragma: no cover - used only for validating declarations
+    raise AssertionError("declaration-only call")

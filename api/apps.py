@@ -1,0 +1,32 @@
+"""Django app for api/: checks that every aggregate names a configured upstream."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import AppConfig
+from django.conf import settings
+from django.core import checks
+
+
+class ApiConfig(AppConfig):
+    name = "api"
+    verbose_name = "API"
+
+    def ready(self) -> None:
+        checks.register(check_aggregate_upstreams, "upstreams")
+
+
+def check_aggregate_upstreams(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    from .aggregates import AGGREGATES
+
+    configured = set(getattr(settings, "UPSTREAMS", {}))
+    return [
+        checks.Error(
+            f"aggregate {aggregate.__name__} uses upstream {name!r}, which is not configured",
+            hint=f"Set UPSTREAM_{name.upper()}_URL.",
+            id="api.E001",
+        )
+        for aggregate in AGGREGATES
+        for name in sorted(aggregate.upstream_names() - configured)
+    ]

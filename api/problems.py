@@ -1,0 +1,157 @@
+"""Every error the API returns is an RFC 9457 problem document (`application/problem+json`), built here.
+
+    {"type": "urn:tributary:problem:upstream_timeout", "title": "Gateway Timeout", "status": 504,
+     "detail": "The upstream service did not answer in time.", "code": "upstream_timeout",
+     "request_id": "9f1c...", "upstream": "reviews"}
+
+`exception_handler` is DRF's hook (settings.REST_FRAMEWORK) and turns the upstream error tree, DRF's exceptions and
+anything unexpected into that shape; `handler400/404/500` do the same for errors Django raises outside DRF views. A
+response never carries exception text or a traceback: those go to the log, with the request id.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from rest_framework import exceptions
+
+from upstreams import (
+    UpstreamError,
+    UpstreamPayloadInvalid,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    request_id,
+)
+
+__all__ = [
+    "PROBLEM_CONTENT_TYPE",
+    "exception_handler",
+    "handler400",
+    "handler403",
+    "handler404",
+    "handler500",
+    "not_found_view",
+    "problem_response",
+    "upstream_status",
+]
+
+logger = logging.getLogger("tributary.problems")
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+TYPE_PREFIX = "urn:tributary:problem:"
+
+# Most specific first: the first class an error is an instance of decides our status.
+_UPSTREAM_STATUS: tuple[tuple[type[UpstreamError], int], ...] = (
+    (UpstreamTimeout, 504),
+    (UpstreamUnavailable, 503),
+    (UpstreamError, 502),
+)
+
+
+def upstream_status(exc: UpstreamError) -> int:
+    return next(status for cls, status in _UPSTREAM_STATUS if isinstance(exc, cls))
+
+
+def problem_response(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    upstream: str | None = None,
+    errors: list[dict[str, str]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> HttpResponse:
+    body: dict[str, Any] = {
+        "type": TYPE_PREFIX + code,
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "request_id": request_id.get(),
+    }
+    if upstream is not None:
+        body["upstream"] = upstream
+    if errors is not None:
+        body["errors"] = errors
+    return HttpResponse(orjson.dumps(body), status=status, content_type=PROBLEM_CONTENT_TYPE, headers=headers)
+
+
+def exception_handler(exc: Exception, context: Mapping[str, Any]) -> HttpResponse:
+    """DRF's exception hook: every exception raised in a view becomes a problem response."""
+    if isinstance(exc, UpstreamError):
+        return _upstream_problem(exc)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if isinstance(exc, exceptions.ValidationError):
+        return problem_response(
+            400, "invalid_request", "The request has invalid parameters.", errors=_field_errors(exc.detail)
+        )
+    if isinstance(exc, exceptions.APIException):
+        headers = {}
+        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+            headers["Retry-After"] = str(int(exc.wait))
+        return problem_response(exc.status_code, str(exc.default_code), str(exc.detail), headers=headers)
+    logger.error("Unhandled exception while serving the request", exc_info=exc)
+    return _internal_error()
+
+
+def _upstream_problem(exc: UpstreamError) -> HttpResponse:
+    status = upstream_status(exc)
+    logger.warning("Upstream %s failed: %s (%s)", exc.upstream, exc.code, exc.detail, exc_info=exc.__cause__)
+    errors = None
+    if isinstance(exc, UpstreamPayloadInvalid):
+        errors = [{"field": path, "code": code} for path, code in exc.fields.items()]
+    return problem_response(status, exc.code, exc.detail, upstream=exc.upstream, errors=errors)
+
+
+def _field_errors(detail: Any, path: str = "") -> list[dict[str, str]]:
+    """DRF's nested error detail -> a flat list of {field, code, message} (the client's own input: safe to echo)."""
+    if isinstance(detail, dict):
+        return [error for key, value in detail.items() for error in _field_errors(value, _join(path, str(key)))]
+    if isinstance(detail, list):
+        if all(isinstance(item, exceptions.ErrorDetail) for item in detail):
+            return [{"field": path or "(request)", "code": item.code or "invalid", "message": str(item)} for item in detail]
+        return [error for i, item in enumerate(detail) for error in _field_errors(item, f"{path}[{i}]")]
+    return [{"field": path or "(request)", "code": getattr(detail, "code", None) or "invalid", "message": str(detail)}]
+
+
+def _join(path: str, key: str) -> str:
+    if key == "non_field_errors":
+        return path
+    return f"{path}.{key}" if path else key
+
+
+def _internal_error() -> HttpResponse:
+    return problem_response(500, "internal_error", "The server failed to handle the request; it has been logged.")
+
+
+# Django's own error views (config/urls.py), for errors raised outside DRF views.
+
+
+def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return problem_response(400, "bad_request", "The request is malformed.")
+
+
+def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return problem_response(403, "permission_denied", "You do not have permission to perform this action.")
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return problem_response(404, "not_found", f"There is nothing at {request.path!r}.")
+
+
+def handler500(request: HttpRequest) -> HttpResponse:
+    return _internal_error()
+
+
+async def not_found_view(request: HttpRequest) -> HttpResponse:
+    """The catch-all route: async, so an unknown URL costs no thread hop."""
+    return handler404(request)

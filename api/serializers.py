@@ -1,0 +1,198 @@
+"""DRF serializers: the shapes of what upstreams send us (validated before use) and of what we send clients.
+
+Upstream payload serializers are named after the upstream (`Catalog...`, `Inventory...`); they validate only what we
+use, and ignore extra keys so an upstream can add fields without breaking us. Response serializers are what the
+OpenAPI schema publishes; `extend_schema_serializer(many=False)` marks bodies of `list` actions that are objects.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_serializer
+from rest_framework import serializers
+
+CURRENCY = r"^[A-Z]{3}$"
+
+# --- What upstreams send ------------------------------------------------------------------------------------------
+
+
+class SlowItem(serializers.Serializer):
+    id = serializers.IntegerField()
+    value = serializers.CharField(allow_blank=True)
+
+
+class SlowData(serializers.Serializer):
+    source = serializers.CharField()
+    message = serializers.CharField(allow_blank=True)
+    latency_ms = serializers.FloatField(min_value=0)
+    items = SlowItem(many=True)
+
+
+class CatalogProduct(serializers.Serializer):
+    id = serializers.IntegerField(min_value=1)
+    sku = serializers.CharField(max_length=64)
+    name = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    category = serializers.CharField()
+    price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0)
+    currency = serializers.RegexField(CURRENCY)
+    tags = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+
+
+class CatalogPage(serializers.Serializer):
+    total = serializers.IntegerField(min_value=0)
+    page = serializers.IntegerField(min_value=1)
+    page_size = serializers.IntegerField(min_value=1)
+    items = CatalogProduct(many=True)
+
+
+class InventoryStock(serializers.Serializer):
+    sku = serializers.CharField()
+    available = serializers.IntegerField(min_value=0)
+    warehouse = serializers.CharField()
+    updated_at = serializers.DateTimeField()
+
+
+class ReviewsSummary(serializers.Serializer):
+    product_id = serializers.IntegerField()
+    average_rating = serializers.FloatField(min_value=0, max_value=5, allow_null=True)
+    count = serializers.IntegerField(min_value=0)
+
+
+class FxRates(serializers.Serializer):
+    base = serializers.RegexField(CURRENCY)
+    as_of = serializers.DateField()
+    rates = serializers.DictField(child=serializers.DecimalField(max_digits=18, decimal_places=6, min_value=0))
+
+
+# --- What clients receive -----------------------------------------------------------------------------------------
+
+
+class MissingPart(serializers.Serializer):
+    """One optional part of a response that could not be filled, and why."""
+
+    source = serializers.CharField(help_text="The part of the response that is missing (e.g. `reviews`).")
+    upstream = serializers.CharField(help_text="The upstream service that part comes from.")
+    code = serializers.CharField(help_text="Machine-readable reason, e.g. `upstream_timeout` (see the README).")
+    detail = serializers.CharField(help_text="Human-readable reason.")
+
+
+@extend_schema_serializer(many=False)
+class ExternalData(SlowData):
+    """One upstream payload, validated and passed on."""
+
+
+@extend_schema_serializer(many=False)
+class MultipleExternalData(serializers.Serializer):
+    results = SlowData(many=True, help_text="The three upstream payloads, in a fixed order (slow_data_1..3).")
+
+
+class Money(serializers.Serializer):
+    amount = serializers.DecimalField(max_digits=14, decimal_places=2)
+    currency = serializers.RegexField(CURRENCY)
+
+
+class ConvertedPrice(Money):
+    rate = serializers.DecimalField(
+        max_digits=18, decimal_places=6, help_text="Units of `currency` per unit of the original currency."
+    )
+
+
+class Product(serializers.Serializer):
+    id = serializers.IntegerField()
+    sku = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    category = serializers.CharField()
+    price = Money()
+    tags = serializers.ListField(child=serializers.CharField())
+
+
+@extend_schema_serializer(many=False)
+class ProductPage(serializers.Serializer):
+    count = serializers.IntegerField(help_text="Products in the whole catalog.")
+    next = serializers.URLField(allow_null=True, help_text="The next page, or null on the last page.")
+    previous = serializers.URLField(allow_null=True, help_text="The previous page, or null on the first page.")
+    results = Product(many=True)
+
+
+class Stock(serializers.Serializer):
+    available = serializers.IntegerField()
+    in_stock = serializers.BooleanField()
+    warehouse = serializers.CharField()
+    updated_at = serializers.DateTimeField()
+
+
+class Reviews(serializers.Serializer):
+    average_rating = serializers.FloatField(allow_null=True, help_text="Null when there are no reviews.")
+    count = serializers.IntegerField()
+
+
+class ProductOverview(Product):
+    """A product composed from catalog, inventory, reviews and fx; optional parts are null when missing."""
+
+    converted_price = ConvertedPrice(
+        allow_null=True, help_text="The price in `?currency=`; null when not asked for or not available."
+    )
+    inventory = Stock(allow_null=True, help_text="Null when the inventory service failed (see `missing`).")
+    reviews = Reviews(allow_null=True, help_text="Null when the reviews service failed (see `missing`).")
+    missing = MissingPart(many=True, help_text="Optional parts that could not be filled; empty when complete.")
+
+
+@extend_schema_serializer(many=False)
+class UpstreamInfo(serializers.Serializer):
+    name = serializers.CharField()
+    host = serializers.CharField(help_text="Host and port only; never credentials or headers.")
+    timeout = serializers.FloatField(help_text="Seconds allowed for a whole call.")
+    connect_timeout = serializers.FloatField(help_text="Seconds allowed to connect.")
+    max_connections = serializers.IntegerField()
+    max_body_bytes = serializers.IntegerField()
+
+
+@extend_schema_serializer(many=False)
+class UpstreamList(serializers.Serializer):
+    deadline = serializers.FloatField(help_text="Seconds a whole request may spend on upstream calls.")
+    results = UpstreamInfo(many=True)
+
+
+@extend_schema_serializer(many=False)
+class Health(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["ok"])
+
+
+# --- Query parameters ---------------------------------------------------------------------------------------------
+
+
+class ProductListQuery(serializers.Serializer):
+    page = serializers.IntegerField(min_value=1, max_value=100_000, default=1, help_text="1-based page number.")
+    page_size = serializers.IntegerField(min_value=1, max_value=100, default=20, help_text="Products per page.")
+
+
+class ProductOverviewQuery(serializers.Serializer):
+    currency = serializers.RegexField(
+        CURRENCY,
+        required=False,
+        help_text="ISO 4217 code (e.g. `EUR`) to convert the price into.",
+        error_messages={"invalid": "Must be a three-letter upper-case currency code such as EUR."},
+    )
+
+
+# --- Errors -------------------------------------------------------------------------------------------------------
+
+
+class FieldError(serializers.Serializer):
+    field = serializers.CharField(help_text="Path of the failing field, e.g. `page` or `items[3].price`.")
+    code = serializers.CharField(help_text="Machine-readable reason, e.g. `invalid`, `min_value`, `required`.")
+    message = serializers.CharField(required=False, help_text="Human-readable reason (client input errors only).")
+
+
+class Problem(serializers.Serializer):
+    """An RFC 9457 problem document (media type `application/problem+json`)."""
+
+    type = serializers.CharField(help_text="URI identifying the problem type: `urn:tributary:problem:<code>`.")
+    title = serializers.CharField(help_text="Short summary of the HTTP status.")
+    status = serializers.IntegerField(help_text="The HTTP status code.")
+    detail = serializers.CharField(help_text="Explanation of this occurrence; never contains internal details.")
+    code = serializers.CharField(help_text="Machine-readable error code (see the README's error table).")
+    request_id = serializers.CharField(allow_null=True, help_text="The request's X-Request-ID, for support.")
+    upstream = serializers.CharField(required=False, help_text="The upstream service involved, if any.")
+    errors = FieldError(many=True, required=False, help_text="Field-level errors (400, and bad upstream payloads).")

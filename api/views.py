@@ -1,0 +1,199 @@
+"""The API's adrf viewsets: each validates its query, builds one aggregate, and shapes it with a serializer.
+
+They contain no concurrency and no error mapping: aggregates (api/aggregates.py) run the upstream calls, and
+api/problems.py turns every failure into a problem document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from inspect import iscoroutinefunction
+from typing import Any
+
+from adrf.views import APIView
+from adrf.viewsets import ViewSet
+from django.conf import settings
+from django.http import HttpResponseBase
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.utils.urls import remove_query_param, replace_query_param
+from rest_framework.views import APIView as DRFAPIView
+
+from upstreams import get_registry
+
+from . import aggregates
+from . import serializers as s
+from .schema import problems
+
+__all__ = ["ExternalDataViewSet", "HealthView", "MultipleExternalDataViewSet", "ProductViewSet", "UpstreamViewSet"]
+
+
+class OnLoopDispatchMixin:
+    """adrf's dispatch, minus its thread hops.
+
+    adrf runs `initial()` (content negotiation, authentication, permission and throttle checks) through
+    `sync_to_async`, and Django renders a DRF `Response` in another thread. Ours are pure CPU (no session, no
+    database), so both run here on the event loop, and the view returns an already rendered plain `HttpResponse`.
+    """
+
+    async def async_dispatch(self, request: Any, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        self.args = args
+        self.kwargs = kwargs
+        request = self.initialize_request(request, *args, **kwargs)  # type: ignore[attr-defined]
+        self.request = request
+        self.headers = self.default_response_headers  # type: ignore[attr-defined]
+        try:
+            self.initial(request, *args, **kwargs)  # type: ignore[attr-defined]
+            method = request.method.lower()
+            handler = getattr(self, method, None) if method in self.http_method_names else None  # type: ignore[attr-defined]
+            handler = handler or self.http_method_not_allowed  # type: ignore[attr-defined]
+            response = await handler(request, *args, **kwargs) if iscoroutinefunction(handler) else handler(
+                request, *args, **kwargs
+            )
+        except Exception as exc:
+            response = self.handle_exception(exc)  # type: ignore[attr-defined]
+        response = self.finalize_response(request, response, *args, **kwargs)  # type: ignore[attr-defined]
+        if isinstance(response, Response):
+            response = _rendered(response)
+        self.response = response
+        return response
+
+    # adrf's versions call async_to_sync for async checks, which cannot run inside the event loop; ours are sync.
+    def check_permissions(self, request: Request) -> None:
+        DRFAPIView.check_permissions(self, request)  # type: ignore[arg-type]
+
+    def check_throttles(self, request: Request) -> None:
+        DRFAPIView.check_throttles(self, request)  # type: ignore[arg-type]
+
+
+def _rendered(response: Response) -> HttpResponseBase:
+    from django.http import HttpResponse
+
+    response.render()
+    plain = HttpResponse(response.content, status=response.status_code)
+    for header, value in response.items():
+        plain[header] = value
+    return plain
+
+
+class TributaryViewSet(OnLoopDispatchMixin, ViewSet):
+    def query(self, serializer_class: type[serializers.Serializer]) -> Mapping[str, Any]:
+        """The validated query string; invalid -> 400 problem with field errors."""
+        serializer = serializer_class(data=self.request.query_params)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+
+class ExternalDataViewSet(TributaryViewSet):
+    @extend_schema(
+        operation_id="get_external_data",
+        summary="One upstream payload",
+        description="Fetches `slow_data` from the `slow` upstream, validates it and returns it.",
+        responses={200: s.ExternalData, **problems(500, 502, 503, 504)},
+        tags=["examples"],
+    )
+    async def list(self, request: Request) -> Response:
+        data = await aggregates.ExternalData().build({})
+        return Response(s.ExternalData(data).data)
+
+
+class MultipleExternalDataViewSet(TributaryViewSet):
+    @extend_schema(
+        operation_id="get_multiple_external_data",
+        summary="Three upstream payloads, fetched concurrently",
+        description="Takes about as long as the slowest of the three calls, not their sum.",
+        responses={200: s.MultipleExternalData, **problems(500, 502, 503, 504)},
+        tags=["examples"],
+    )
+    async def list(self, request: Request) -> Response:
+        data = await aggregates.MultipleExternalData().build({})
+        return Response(s.MultipleExternalData(data).data)
+
+
+class ProductViewSet(TributaryViewSet):
+    lookup_field = "id"
+    lookup_value_regex = r"[0-9]{1,18}"
+
+    @extend_schema(
+        operation_id="list_products",
+        summary="A page of products",
+        parameters=[s.ProductListQuery],
+        responses={200: s.ProductPage, **problems(400, 500, 502, 503, 504)},
+        tags=["products"],
+    )
+    async def list(self, request: Request) -> Response:
+        query = self.query(s.ProductListQuery)
+        data = await aggregates.ProductList().build(query)
+        data["next"], data["previous"] = self._links(request, count=data["count"], **query)
+        return Response(s.ProductPage(data).data)
+
+    @extend_schema(
+        operation_id="get_product_overview",
+        summary="A product overview composed from four upstreams",
+        description=(
+            "catalog is required: its failure fails the request, and an unknown id is a 404. inventory, reviews "
+            "and fx (with `?currency=`) are optional: when one fails the response is still 200, that part is null, "
+            "and `missing` says which part failed and why."
+        ),
+        parameters=[OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH), s.ProductOverviewQuery],
+        responses={200: s.ProductOverview, **problems(400, 404, 500, 502, 503, 504)},
+        tags=["products"],
+    )
+    async def retrieve(self, request: Request, id: str) -> Response:
+        query = self.query(s.ProductOverviewQuery)
+        data = await aggregates.ProductOverview().build({"id": int(id), **query})
+        return Response(s.ProductOverview(data).data)
+
+    @staticmethod
+    def _links(request: Request, *, count: int, page: int, page_size: int) -> tuple[str | None, str | None]:
+        url = request.build_absolute_uri()
+        has_next = page * page_size < count
+        next_url = replace_query_param(url, "page", page + 1) if has_next else None
+        if page <= 1:
+            previous_url = None
+        elif page == 2:
+            previous_url = remove_query_param(url, "page")
+        else:
+            # Past the end, point back at the last page that has products.
+            last = max(1, -(-count // page_size))
+            previous_url = replace_query_param(url, "page", min(page - 1, last))
+        return next_url, previous_url
+
+
+class UpstreamViewSet(TributaryViewSet):
+    @extend_schema(
+        operation_id="list_upstreams",
+        summary="The configured upstreams",
+        description="Names, hosts and time limits of the upstream services. Never credentials or headers.",
+        responses={200: s.UpstreamList, **problems(500)},
+        tags=["operations"],
+    )
+    async def list(self, request: Request) -> Response:
+        configs = get_registry().configs.values()
+        results = [
+            {
+                "name": c.name,
+                "host": c.host,
+                "timeout": c.timeout,
+                "connect_timeout": c.connect_timeout,
+                "max_connections": c.max_connections,
+                "max_body_bytes": c.max_body_bytes,
+            }
+            for c in configs
+        ]
+        return Response(s.UpstreamList({"deadline": settings.AGGREGATE_DEADLINE, "results": results}).data)
+
+
+class HealthView(OnLoopDispatchMixin, APIView):
+    @extend_schema(
+        operation_id="get_health",
+        summary="Liveness",
+        description="200 while the process serves requests. Does not call upstreams.",
+        responses={200: s.Health},
+        tags=["operations"],
+    )
+    async def get(self, request: Request) -> Response:
+        return Response({"status": "ok"})

@@ -1,0 +1,68 @@
+"""The ASGI entry point: Django, plus what Django's ASGI handler does not do.
+
+- Lifespan: Django ignores the ASGI lifespan protocol. At start-up we build the upstream registry (so bad upstream
+  configuration stops the server with a message instead of failing requests); at shutdown we close every pooled
+  upstream client of this worker's event loop.
+- `/demo/...`: the built-in demo upstreams (settings.DEMO_UPSTREAMS), a plain ASGI app served beside Django so
+  `make run` aggregates real HTTP calls with no network.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+
+django_application = get_asgi_application()
+
+from django.conf import settings  # noqa: E402 - after Django is set up
+
+from upstreams import ConfigError, get_registry  # noqa: E402
+from upstreams.demo import DemoApp, DemoOptions, parse_faults  # noqa: E402
+
+logger = logging.getLogger("tributary.asgi")
+
+Scope = dict[str, Any]
+DEMO_PREFIX = "/demo"
+
+
+def _demo_app() -> DemoApp | None:
+    if not settings.DEMO_UPSTREAMS:
+        return None
+    return DemoApp(DemoOptions(latency_ms=settings.DEMO_LATENCY_MS, faults=parse_faults(settings.DEMO_FAULTS)))
+
+
+demo_application = _demo_app()
+
+
+async def application(scope: Scope, receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+        return
+    path = scope.get("path", "")
+    if demo_application is not None and (path == DEMO_PREFIX or path.startswith(DEMO_PREFIX + "/")):
+        scope = {**scope, "path": path[len(DEMO_PREFIX) :] or "/", "root_path": scope.get("root_path", "") + DEMO_PREFIX}
+        await demo_application(scope, receive, send)
+        return
+    await django_application(scope, receive, send)
+
+
+async def _lifespan(receive: Any, send: Any) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            try:
+                registry = get_registry()
+            except (ConfigError, ValueError) as exc:
+                await send({"type": "lifespan.startup.failed", "message": f"Invalid upstream configuration: {exc}"})
+                return
+            logger.info("Upstreams: %s", ", ".join(f"{c.name}={c.host}" for c in registry.configs.values()))
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await get_registry().aclose()
+            await send({"type": "lifespan.shutdown.complete"})
+            return

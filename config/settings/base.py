@@ -1,0 +1,126 @@
+"""Settings shared by every environment. Everything that differs between deployments comes from the environment
+(config/env.py); local.py, test.py and production.py only choose different defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from config.env import env, env_bool, env_float, env_int, env_list, upstream_settings
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = env("DJANGO_SECRET_KEY", "insecure-local-only-key-never-use-in-production")
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+
+INSTALLED_APPS = [
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "upstreams.apps.UpstreamsConfig",
+    "api.apps.ApiConfig",
+]
+
+# Only async-native middleware: each sync one would cost a thread hop per request.
+MIDDLEWARE = [
+    "api.middleware.RequestIDMiddleware",
+    "api.middleware.StaticFilesMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,  # drf-spectacular's Swagger UI / ReDoc pages
+        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+    }
+]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": env("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
+    }
+}
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+# Only for `collectstatic` deployments; WhiteNoise serves from the apps' folders either way.
+STATIC_ROOT = env("STATIC_ROOT") or None
+# Serve straight from the apps' static folders (the sidecar's Swagger UI and ReDoc): no collectstatic step needed.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = False
+
+# --- The API -----------------------------------------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["api.renderers.ORJSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # A public read-only aggregation API: no sessions, no users, nothing that needs the database per request.
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "api.problems.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Tributary",
+    "DESCRIPTION": (
+        "One fast, typed endpoint over several slow HTTP JSON APIs. Upstream calls run concurrently; "
+        "failures are reported as RFC 9457 problem documents (`application/problem+json`) with a machine-readable "
+        "`code`, and optional parts that fail are listed in the response's `missing` array."
+    ),
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {},
+}
+
+# --- Upstreams ---------------------------------------------------------------------------------------------------
+
+PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
+DEMO_UPSTREAMS = env_bool("DEMO_UPSTREAMS", False)
+DEMO_LATENCY_MS = env_float("DEMO_LATENCY_MS", 100.0)
+DEMO_FAULTS = env("DEMO_FAULTS", "") or ""
+
+# The upstreams the built-in aggregates use; more can be added with UPSTREAM_<NAME>_URL.
+BUILTIN_UPSTREAMS = ["slow", "catalog", "inventory", "reviews", "fx"]
+UPSTREAMS = upstream_settings(
+    BUILTIN_UPSTREAMS, default_url=f"http://127.0.0.1:{PORT}/demo/{{name}}" if DEMO_UPSTREAMS else None
+)
+UPSTREAM_TRANSPORT = env("UPSTREAM_TRANSPORT", "aiohttp")
+# The whole request's budget for its upstream calls, in seconds.
+AGGREGATE_DEADLINE = env_float("AGGREGATE_DEADLINE", 10.0)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "api.logging.RequestIDFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]},
+    },
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "loggers": {
+        # Django logs every 4xx/5xx response itself; our problem handler already logged what matters.
+        "django.request": {"level": "ERROR", "handlers": ["console"], "propagate": False},
+        # One INFO line per upstream request is too much by default; failures are logged by api/problems.py.
+        "httpx": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,12 @@
+"""Laptop defaults: the demo upstreams are on, so `make run` aggregates real HTTP calls with no network."""
+
+from config.env import env_bool
+
+from .base import *  # noqa: F403
+from .base import BUILTIN_UPSTREAMS, PORT
+from config.env import upstream_settings
+
+DEMO_UPSTREAMS = env_bool("DEMO_UPSTREAMS", True)
+UPSTREAMS = upstream_settings(
+    BUILTIN_UPSTREAMS, default_url=f"http://127.0.0.1:{PORT}/demo/{{name}}" if DEMO_UPSTREAMS else None
+)

@@ -1,0 +1,15 @@
+"""Test settings: upstreams point at a closed placeholder; each test points them where it needs (respx or a
+real loopback server), through the fixtures in tests/conftest.py."""
+
+from .base import *  # noqa: F403
+
+SECRET_KEY = "test-only"
+ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
+DEMO_UPSTREAMS = False
+DEMO_LATENCY_MS = 0.0
+UPSTREAMS = {
+    name: {"URL": f"http://{name}.upstream.test", "TIMEOUT": "2", "CONNECT_TIMEOUT": "1"}
+    for name in ("slow", "catalog", "inventory", "reviews", "fx")
+}
+AGGREGATE_DEADLINE = 5.0
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}

@@ -1,0 +1,66 @@
+"""Shared fixtures. Every test starts with a fresh upstream registry and leaves no client open (autouse)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import respx
+from django.test import AsyncClient
+
+from tests.servers import SwappableApp, serve_in_thread
+from upstreams import UpstreamRegistry, aiohttp_transport, get_registry, parse_upstreams, set_registry
+from upstreams.demo import DemoApp, DemoOptions
+
+
+@pytest.fixture(autouse=True)
+async def _fresh_registry() -> AsyncIterator[None]:
+    set_registry(None)
+    yield
+    await get_registry().aclose()
+    set_registry(None)
+
+
+@pytest.fixture
+def api() -> AsyncClient:
+    return AsyncClient()
+
+
+def install_registry(upstreams: dict[str, dict[str, Any]], transport_factory: Any) -> UpstreamRegistry:
+    registry = UpstreamRegistry(parse_upstreams(upstreams), transport_factory=transport_factory)
+    set_registry(registry)
+    return registry
+
+
+@pytest.fixture
+def upstream_mock(settings: Any) -> Iterator[respx.MockRouter]:
+    """respx in front of every upstream (base URLs from settings.UPSTREAMS, e.g. http://catalog.upstream.test)."""
+    router = respx.MockRouter(assert_all_called=False, assert_all_mocked=True)
+    install_registry(settings.UPSTREAMS, lambda config: httpx.MockTransport(router.async_handler))
+    yield router
+
+
+@pytest.fixture(scope="session")
+def demo_server() -> Iterator[tuple[str, SwappableApp]]:
+    app = SwappableApp(DemoApp(DemoOptions(latency_ms=0)))
+    with serve_in_thread(app) as url:
+        yield url, app
+
+
+@pytest.fixture
+def demo(demo_server: tuple[str, SwappableApp], settings: Any) -> Any:
+    """Upstreams served over real sockets by the demo app; returns a function to set its options."""
+    url, swappable = demo_server
+
+    def configure(*, latency_ms: float = 0, faults: dict[str, str] | None = None, **upstream: Any) -> DemoApp:
+        swappable.app = DemoApp(DemoOptions(latency_ms=latency_ms, faults=faults or {}))
+        settings.UPSTREAMS = {
+            name: {"URL": f"{url}/{name}", "TIMEOUT": "2", "CONNECT_TIMEOUT": "1", **upstream.get(name, {})}
+            for name in ("slow", "catalog", "inventory", "reviews", "fx")
+        }
+        install_registry(settings.UPSTREAMS, aiohttp_transport)
+        return swappable.app
+
+    return configure

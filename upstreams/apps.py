@@ -1,0 +1,37 @@
+"""Django app for upstreams/: registers the configuration check, so `manage.py check` lints upstream settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import AppConfig
+from django.conf import settings
+from django.core import checks
+
+from .config import ConfigError, parse_upstreams
+from .registry import TRANSPORTS
+
+
+class UpstreamsConfig(AppConfig):
+    name = "upstreams"
+    verbose_name = "Upstreams"
+
+    def ready(self) -> None:
+        checks.register(check_upstream_settings, "upstreams")
+
+
+def check_upstream_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
+    try:
+        parse_upstreams(getattr(settings, "UPSTREAMS", {}))
+    except ConfigError as exc:
+        errors += [checks.Error(problem, id="upstreams.E001") for problem in exc.problems]
+    transport = getattr(settings, "UPSTREAM_TRANSPORT", "aiohttp")
+    if transport not in TRANSPORTS:
+        errors.append(
+            checks.Error(f"UPSTREAM_TRANSPORT={transport!r} must be one of {sorted(TRANSPORTS)}", id="upstreams.E002")
+        )
+    deadline = getattr(settings, "AGGREGATE_DEADLINE", 10.0)
+    if not isinstance(deadline, int | float) or deadline <= 0:
+        errors.append(checks.Error(f"AGGREGATE_DEADLINE={deadline!r} must be a positive number", id="upstreams.E003"))
+    return errors

@@ -1,0 +1,144 @@
+"""The upstream error taxonomy: every way an upstream call can fail, as one rooted tree.
+
+Everything raised out of `upstreams/` for a failed call is an `UpstreamError`, and every one carries the name of the
+upstream it concerns and a machine-readable `code`. The web layer (`api/`) maps this tree to HTTP; nothing here knows
+about HTTP status codes of *our* responses.
+
+    UpstreamError
+    ├── UpstreamUnavailable            the upstream could not be used at all
+    │   ├── UpstreamConnectError       connection refused, DNS failure, TLS failure
+    │   └── UpstreamTimeout            the call's own time budget ran out
+    │       └── DeadlineExceeded       the whole request's deadline ran out first
+    ├── UpstreamStatusError            the upstream answered with a non-2xx status
+    │   └── UpstreamNotFound           ... and that status was 404
+    ├── UpstreamProtocolError          the connection broke mid-response, or the HTTP was garbage
+    ├── UpstreamBadResponse            a response arrived, but we cannot use its body
+    │   ├── UpstreamBadContentType     not JSON
+    │   ├── UpstreamInvalidJSON        says JSON, does not parse
+    │   ├── UpstreamBodyTooLarge       over the configured size limit (refused, not read)
+    │   └── UpstreamPayloadInvalid     parses, but does not have the expected shape
+    └── DependencyFailed               not attempted: a call it needed failed first
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+__all__ = [
+    "DeadlineExceeded",
+    "DependencyFailed",
+    "UpstreamBadContentType",
+    "UpstreamBadResponse",
+    "UpstreamBodyTooLarge",
+    "UpstreamConnectError",
+    "UpstreamError",
+    "UpstreamInvalidJSON",
+    "UpstreamNotFound",
+    "UpstreamPayloadInvalid",
+    "UpstreamProtocolError",
+    "UpstreamStatusError",
+    "UpstreamTimeout",
+    "UpstreamUnavailable",
+]
+
+
+class UpstreamError(Exception):
+    """Base class: a call to the named upstream failed.
+
+    `detail` is safe to show a client: it never contains an upstream body, a URL with credentials or a traceback.
+    """
+
+    code = "upstream_error"
+    default_detail = "The upstream service failed."
+
+    def __init__(self, upstream: str, detail: str | None = None) -> None:
+        self.upstream = upstream
+        self.detail = detail or self.default_detail
+        super().__init__(f"{upstream}: {self.detail}")
+
+
+class UpstreamUnavailable(UpstreamError):
+    code = "upstream_unavailable"
+    default_detail = "The upstream service is unavailable."
+
+
+class UpstreamConnectError(UpstreamUnavailable):
+    code = "upstream_unreachable"
+    default_detail = "Could not connect to the upstream service."
+
+
+class UpstreamTimeout(UpstreamUnavailable):
+    code = "upstream_timeout"
+    default_detail = "The upstream service did not answer in time."
+
+
+class DeadlineExceeded(UpstreamTimeout):
+    code = "deadline_exceeded"
+    default_detail = "The request's deadline passed before the upstream service answered."
+
+
+class UpstreamStatusError(UpstreamError):
+    code = "upstream_status"
+
+    def __init__(self, upstream: str, status_code: int, detail: str | None = None) -> None:
+        self.status_code = status_code
+        super().__init__(upstream, detail or f"The upstream service answered with HTTP {status_code}.")
+
+
+class UpstreamNotFound(UpstreamStatusError):
+    code = "upstream_not_found"
+
+    def __init__(self, upstream: str, detail: str | None = None) -> None:
+        super().__init__(upstream, 404, detail or "The upstream service has no such resource.")
+
+
+class UpstreamProtocolError(UpstreamError):
+    code = "upstream_protocol_error"
+    default_detail = "The connection to the upstream service broke before a complete response arrived."
+
+
+class UpstreamBadResponse(UpstreamError):
+    code = "upstream_bad_response"
+    default_detail = "The upstream service sent a response that cannot be used."
+
+
+class UpstreamBadContentType(UpstreamBadResponse):
+    code = "upstream_bad_content_type"
+    default_detail = "The upstream service did not answer with JSON."
+
+
+class UpstreamInvalidJSON(UpstreamBadResponse):
+    code = "upstream_invalid_json"
+    default_detail = "The upstream service sent a body that is not valid JSON."
+
+
+class UpstreamBodyTooLarge(UpstreamBadResponse):
+    code = "upstream_body_too_large"
+
+    def __init__(self, upstream: str, limit: int) -> None:
+        self.limit = limit
+        super().__init__(upstream, f"The upstream response body is larger than the {limit}-byte limit.")
+
+
+class UpstreamPayloadInvalid(UpstreamBadResponse):
+    """The payload parsed but failed validation.
+
+    `fields` maps each failing path (`items[3].price`) to an error code (`invalid`, `required`, ...): never a value
+    from the payload, which may be large or sensitive.
+    """
+
+    code = "upstream_invalid_payload"
+
+    def __init__(self, upstream: str, fields: Mapping[str, str]) -> None:
+        self.fields = dict(fields)
+        paths = list(self.fields)
+        shown = ", ".join(paths[:10]) + (" ..." if len(paths) > 10 else "")
+        super().__init__(upstream, f"The upstream payload failed validation at: {shown}.")
+
+
+class DependencyFailed(UpstreamError):
+    code = "dependency_failed"
+
+    def __init__(self, upstream: str, dependency: str) -> None:
+        self.dependency = dependency
+        super().__init__(upstream, f"Not attempted: the call it depends on ({dependency}) failed.")
