@@ -1,0 +1,1 @@
+"""Django management commands that belong to the upstreams app."""
