@@ -7,12 +7,15 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from asgiref.sync import markcoroutinefunction
+from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponseBase
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 from upstreams import REQUEST_ID_HEADER, request_id
 
-__all__ = ["RequestIDMiddleware", "StaticFilesMiddleware"]
+from .problems import problem_response
+
+__all__ = ["RequestContextMiddleware", "StaticFilesMiddleware"]
 
 GetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
 
@@ -20,8 +23,13 @@ GetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-class RequestIDMiddleware:
-    """Takes the client's `X-Request-ID` (or makes one), exposes it to logs and upstream calls, and returns it."""
+class RequestContextMiddleware:
+    """The request's context, before anything else runs.
+
+    - Takes the client's `X-Request-ID` (or makes one), exposes it to logs and upstream calls, and returns it.
+    - Checks the Host header against ALLOWED_HOSTS up front: Django checks it lazily, at the first
+      `get_host()`, which would otherwise surface as an error in the middle of a view.
+    """
 
     sync_capable = False
     async_capable = True
@@ -35,7 +43,12 @@ class RequestIDMiddleware:
         rid = supplied if _VALID_REQUEST_ID.match(supplied) else uuid.uuid4().hex
         token = request_id.set(rid)
         try:
-            response = await self.get_response(request)
+            try:
+                request.get_host()
+            except DisallowedHost:
+                response: HttpResponseBase = problem_response(400, "bad_request", "The Host header is not allowed.")
+            else:
+                response = await self.get_response(request)
         finally:
             request_id.reset(token)
         response[REQUEST_ID_HEADER] = rid

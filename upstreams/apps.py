@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core import checks
 
 from .config import ConfigError, parse_upstreams
+from .demo import parse_faults
 from .registry import TRANSPORTS
 
 
@@ -34,4 +35,8 @@ def check_upstream_settings(app_configs: Any = None, **kwargs: Any) -> list[chec
     deadline = getattr(settings, "AGGREGATE_DEADLINE", 10.0)
     if not isinstance(deadline, int | float) or deadline <= 0:
         errors.append(checks.Error(f"AGGREGATE_DEADLINE={deadline!r} must be a positive number", id="upstreams.E003"))
+    try:
+        parse_faults(getattr(settings, "DEMO_FAULTS", ""))
+    except ValueError as exc:
+        errors.append(checks.Error(f"DEMO_FAULTS: {exc}", id="upstreams.E004"))
     return errors

@@ -1,0 +1,137 @@
+"""End-to-end fixtures: the demo upstreams and the service, each a real process on a free loopback port.
+
+`live_service` starts ``manage.py demo_upstreams`` and uvicorn as a deployment would run them (local settings,
+the in-process demo mount off, every upstream pointed at the demo process by ``UPSTREAM_<NAME>_URL``), waits
+until both answer, yields the service's base URL and always stops both. Their output goes to log files, whose
+tail is in the failure message when start-up goes wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.servers import free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+UPSTREAM_NAMES = ("slow", "catalog", "inventory", "reviews", "fx")
+STARTUP_TIMEOUT = 20.0
+STOP_TIMEOUT = 10.0
+LOG_TAIL_LINES = 40
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """A started process and the URL that answers 200 once it is ready."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def tail(self) -> str:
+        lines = self.log.read_text(errors="replace").splitlines()
+        return "\n".join(lines[-LOG_TAIL_LINES:])
+
+
+def _subprocess_env(*, demo_url: str) -> dict[str, str]:
+    """The test process's environment minus its Django settings and upstreams, plus the service's own."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("UPSTREAM_", "DEMO_")) and key != "DJANGO_SETTINGS_MODULE"
+    }
+    env.update(DJANGO_SETTINGS_MODULE="config.settings.local", DEMO_UPSTREAMS="false", PYTHONUNBUFFERED="1")
+    env.update({f"UPSTREAM_{name.upper()}_URL": f"{demo_url}/{name}" for name in UPSTREAM_NAMES})
+    return env
+
+
+@contextmanager
+def _running(args: list[str], *, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `args` from the repository root with its output in `log`; terminate (then kill) it on the way out."""
+    with log.open("wb") as output:
+        process = subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+        try:
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=STOP_TIMEOUT)
+
+
+def _wait_until_ready(probes: list[_Probe]) -> None:
+    """Poll every probe until it answers 200; fail with the log tail if its process exits or time runs out."""
+    pending = list(probes)
+    last_answer = dict.fromkeys((probe.name for probe in probes), "no answer yet")
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    with httpx.Client(timeout=2.0) as client:
+        while pending:
+            for probe in list(pending):
+                if probe.process.poll() is not None:
+                    pytest.fail(
+                        f"{probe.name} exited with status {probe.process.returncode} during start-up "
+                        f"(log {probe.log}):\n{probe.tail()}"
+                    )
+                try:
+                    status = client.get(probe.url).status_code
+                except httpx.TransportError as exc:
+                    last_answer[probe.name] = repr(exc)  # usually: not listening yet
+                    continue
+                last_answer[probe.name] = f"status {status}"
+                if status == 200:
+                    pending.remove(probe)
+            if pending and time.monotonic() > deadline:
+                details = "\n\n".join(
+                    f"{p.name}: GET {p.url} -> {last_answer[p.name]} (log {p.log}):\n{p.tail()}" for p in pending
+                )
+                pytest.fail(f"not ready after {STARTUP_TIMEOUT:g} s\n\n{details}")
+            if pending:
+                time.sleep(0.1)
+
+
+def _two_free_ports() -> tuple[int, int]:
+    first = free_port()
+    second = free_port()
+    while second == first:
+        second = free_port()
+    return first, second
+
+
+@pytest.fixture(scope="session")
+def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The service's base URL (``http://127.0.0.1:<port>``), backed by the demo upstreams in another process."""
+    logs = tmp_path_factory.mktemp("live_service")
+    demo_port, service_port = _two_free_ports()
+    demo_url = f"http://127.0.0.1:{demo_port}"
+    service_url = f"http://127.0.0.1:{service_port}"
+    env = _subprocess_env(demo_url=demo_url)
+    demo_args = [sys.executable, "manage.py", "demo_upstreams"]
+    demo_args += ["--host", "127.0.0.1", "--port", str(demo_port), "--latency-ms", "0"]
+    service_args = [sys.executable, "-m", "uvicorn", "config.asgi:application"]
+    service_args += ["--host", "127.0.0.1", "--port", str(service_port), "--lifespan", "on"]
+    # Without the access log, the log tail in a start-up failure shows the start-up, not the health probes.
+    service_args += ["--no-access-log"]
+    with ExitStack() as stack:
+        demo_log, service_log = logs / "demo.log", logs / "service.log"
+        demo = stack.enter_context(_running(demo_args, env=env, log=demo_log))
+        service = stack.enter_context(_running(service_args, env=env, log=service_log))
+        _wait_until_ready(
+            [
+                # Any demo endpoint will do: a 200 means the command parsed its options and the socket is open.
+                _Probe("demo upstreams", demo, f"{demo_url}/catalog/products/1", demo_log),
+                _Probe("service", service, f"{service_url}/healthz", service_log),
+            ]
+        )
+        yield service_url

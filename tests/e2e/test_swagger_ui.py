@@ -1,0 +1,109 @@
+"""Swagger UI at /api/docs/ works in a real browser, from local assets only, and can call the live API.
+
+Headless Debian Chromium, driven by Playwright's sync API (a plain ``def`` test, so no event loop is running).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+from playwright.sync_api import Page, Request, expect, sync_playwright
+
+from tests.e2e.conftest import REPO_ROOT
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TIMEOUT_MS = 10_000
+# Not network requests: inline images and in-page objects never leave the browser.
+LOCAL_SCHEMES = {"data", "blob"}
+
+
+def _operations() -> list[tuple[str, str, str, str]]:
+    """(tag, operationId, method, path) of every operation in the committed schema."""
+    schema = yaml.safe_load((REPO_ROOT / "openapi" / "schema.yaml").read_text())
+    return [
+        (operation["tags"][0], operation["operationId"], method, path)
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+    ]
+
+
+@pytest.fixture
+def chromium() -> str:
+    path = shutil.which("chromium")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; CI must run the browser tests")
+        pytest.skip("chromium is not installed")
+    return path
+
+
+@pytest.fixture
+def page(chromium: str) -> Iterator[Page]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        try:
+            context = browser.new_context()
+            context.set_default_timeout(TIMEOUT_MS)
+            yield context.new_page()
+            context.close()
+        finally:
+            browser.close()
+
+
+def test_swagger_ui_lists_operations_and_runs_try_it_out_with_local_assets_only(
+    page: Page, live_service: str
+) -> None:
+    requests: list[str] = []
+    failed: list[str] = []
+
+    def record_failure(request: Request) -> None:
+        failed.append(f"{request.url}: {request.failure}")
+
+    page.context.on("request", lambda request: requests.append(request.url))
+    page.context.on("requestfailed", record_failure)
+
+    page.goto(f"{live_service}/api/docs/")
+
+    for tag, operation_id, method, path in _operations():
+        block = page.locator(f"#operations-{tag}-{operation_id}")
+        expect(block).to_be_visible()
+        expect(block).to_have_class(re.compile(rf"\bopblock-{method}\b"))
+        expect(block.locator(".opblock-summary-path")).to_have_attribute("data-path", path)
+
+    overview = page.locator("#operations-products-get_product_overview")
+    overview.locator(".opblock-summary-control").click()
+    overview.get_by_role("button", name="Try it out").click()
+    overview.locator('tr[data-param-name="id"] input').fill("7")
+    overview.get_by_role("button", name="Execute").click()
+
+    live_response = overview.locator(".live-responses-table .response")
+    expect(live_response.locator(".response-col_status")).to_have_text("200")
+    expect(live_response.locator(".response-col_description")).to_contain_text("SKU-00007")
+
+    paths = {urlsplit(url).path for url in requests}
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in paths
+    assert {"/api/schema/", "/api/products/7/"} <= paths
+    off_host = [
+        url
+        for url in requests
+        if urlsplit(url).scheme not in LOCAL_SCHEMES and urlsplit(url).hostname != "127.0.0.1"
+    ]
+    assert off_host == [], f"requests left the loopback host (a CDN?): {off_host}"
+    assert failed == [], f"requests failed: {failed}"

@@ -1,0 +1,75 @@
+"""Configuration from the environment, as an operator meets it: `manage.py check` in a fresh process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from config.env import upstream_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def manage_check(settings_module: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("UPSTREAM_", "DJANGO_", "DEMO_"))}
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env={**clean, "DJANGO_SETTINGS_MODULE": settings_module, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_local_settings_pass_the_check_out_of_the_box() -> None:
+    result = manage_check("config.settings.local")
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"UPSTREAM_CATALOG_TIMEOUT": "-3"}, "UPSTREAM_CATALOG_TIMEOUT='-3' must be a positive number"),
+        ({"UPSTREAM_FX_URL": "fx.internal"}, "UPSTREAM_FX_URL='fx.internal' must be an absolute"),
+        ({"DJANGO_DEBUG": "maybe"}, "DJANGO_DEBUG='maybe' must be one of"),
+        ({"AGGREGATE_DEADLINE": "-1"}, "AGGREGATE_DEADLINE='-1'"),
+        ({"DEMO_FAULTS": "reviews=explode"}, "explode"),
+    ],
+)
+def test_bad_environment_fails_the_check_naming_the_variable(env: dict[str, str], message: str) -> None:
+    result = manage_check("config.settings.local", **env)
+
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_production_refuses_to_start_without_its_secret() -> None:
+    result = manage_check("config.settings.production", DJANGO_ALLOWED_HOSTS="api.example")
+
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set" in result.stderr
+
+
+def test_production_has_no_demo_upstreams_so_every_url_must_be_set() -> None:
+    result = manage_check("config.settings.production", DJANGO_SECRET_KEY="s", DJANGO_ALLOWED_HOSTS="api.example")
+
+    assert result.returncode != 0
+    assert "UPSTREAM_CATALOG_URL is required" in result.stderr
+
+
+def test_upstreams_beyond_the_builtin_ones_are_found_by_their_url_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UPSTREAM_WEATHER_URL", "http://weather.internal")
+    monkeypatch.setenv("UPSTREAM_WEATHER_TOKEN", "t")
+
+    upstreams = upstream_settings(["catalog"], default_url="http://demo/{name}")
+
+    assert list(upstreams) == ["catalog", "weather"]
+    assert upstreams["catalog"]["URL"] == "http://demo/catalog"
+    assert upstreams["weather"]["URL"] == "http://weather.internal"
+    assert upstreams["weather"]["TOKEN"] == "t"
