@@ -60,7 +60,8 @@ def map_httpx_errors(upstream: str) -> Iterator[None]:
     try:
         yield
     except httpx.ConnectTimeout as exc:
-        raise UpstreamConnectError(upstream, "Timed out connecting to the upstream service.") from exc
+        # Not "timed out": httpx-aiohttp also reports refused connections and early disconnects as ConnectTimeout.
+        raise UpstreamConnectError(upstream) from exc
     except httpx.TimeoutException as exc:
         raise UpstreamTimeout(upstream) from exc
     except httpx.ConnectError as exc:

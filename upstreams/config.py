@@ -77,11 +77,13 @@ def parse_upstreams(raw: Mapping[str, Mapping[str, Any]]) -> dict[str, UpstreamC
         if not _NAME.match(name):
             problems.append(f"upstream name {name!r} must be lower-case letters, digits and underscores")
             continue
+        timeout = parser.number("TIMEOUT", DEFAULT_TIMEOUT)
         config = UpstreamConfig(
             name=name,
             base_url=parser.url("URL"),
-            timeout=parser.number("TIMEOUT", DEFAULT_TIMEOUT),
-            connect_timeout=parser.number("CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT),
+            timeout=timeout,
+            # Unset, it follows a short TIMEOUT down; set explicitly above TIMEOUT, it is an error (below).
+            connect_timeout=parser.number("CONNECT_TIMEOUT", min(DEFAULT_CONNECT_TIMEOUT, timeout)),
             max_connections=int(parser.number("MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, integer=True)),
             max_body_bytes=int(parser.number("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, integer=True)),
             token=parser.optional_str("TOKEN"),

@@ -112,7 +112,10 @@ AGGREGATE_DEADLINE = env_float("AGGREGATE_DEADLINE", 10.0)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "api.logging.RequestIDFilter"}},
+    "filters": {
+        "request_id": {"()": "api.logging.RequestIDFilter"},
+        "skip_handled": {"()": "api.logging.SkipHandledResponses"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
     },
@@ -121,8 +124,8 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {
-        # Django logs every 4xx/5xx response itself; our problem handler already logged what matters.
-        "django.request": {"level": "ERROR", "handlers": ["console"], "propagate": False},
+        # Django logs every 4xx/5xx response itself; api/problems.py already logged what matters.
+        "django.request": {"level": "WARNING", "filters": ["skip_handled"]},
         # One INFO line per upstream request is too much by default; failures are logged by api/problems.py.
         "httpx": {"level": "WARNING"},
     },

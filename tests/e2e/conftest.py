@@ -57,7 +57,7 @@ def _subprocess_env(*, demo_url: str) -> dict[str, str]:
 
 @contextmanager
 def _running(args: list[str], *, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run `args` from the repository root with its output in `log`; terminate (then kill) it on the way out."""
+    """Run `args` from the repository root, output to `log`; terminate (then kill) it on the way out."""
     with log.open("wb") as output:
         process = subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
         try:
@@ -94,7 +94,8 @@ def _wait_until_ready(probes: list[_Probe]) -> None:
                     pending.remove(probe)
             if pending and time.monotonic() > deadline:
                 details = "\n\n".join(
-                    f"{p.name}: GET {p.url} -> {last_answer[p.name]} (log {p.log}):\n{p.tail()}" for p in pending
+                    f"{p.name}: GET {p.url} -> {last_answer[p.name]} (log {p.log}):\n{p.tail()}"
+                    for p in pending
                 )
                 pytest.fail(f"not ready after {STARTUP_TIMEOUT:g} s\n\n{details}")
             if pending:
@@ -111,7 +112,7 @@ def _two_free_ports() -> tuple[int, int]:
 
 @pytest.fixture(scope="session")
 def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The service's base URL (``http://127.0.0.1:<port>``), backed by the demo upstreams in another process."""
+    """The service's base URL (``http://127.0.0.1:<port>``); its upstreams are the demo process."""
     logs = tmp_path_factory.mktemp("live_service")
     demo_port, service_port = _two_free_ports()
     demo_url = f"http://127.0.0.1:{demo_port}"
@@ -129,7 +130,7 @@ def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         service = stack.enter_context(_running(service_args, env=env, log=service_log))
         _wait_until_ready(
             [
-                # Any demo endpoint will do: a 200 means the command parsed its options and the socket is open.
+                # Any demo endpoint will do: a 200 means the command took its options and the port is open.
                 _Probe("demo upstreams", demo, f"{demo_url}/catalog/products/1", demo_log),
                 _Probe("service", service, f"{service_url}/healthz", service_log),
             ]

@@ -18,10 +18,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import REPO_ROOT
-
 pytestmark = pytest.mark.e2e
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = REPO_ROOT / "openapi" / "schema.yaml"
 PACKAGE = "tributary_e2e_client"
 # The generator's default post-hooks run ruff, which is a dev tool and need not be installed; formatting the

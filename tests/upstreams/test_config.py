@@ -66,6 +66,12 @@ def test_bad_configuration_names_the_variable(values: dict[str, Any], message: s
     assert any(message in problem for problem in raised.value.problems), raised.value.problems
 
 
+def test_connect_timeout_follows_a_short_timeout_when_unset() -> None:
+    config = parse_upstreams({"fx": {"URL": "http://fx", "TIMEOUT": "0.5"}})["fx"]
+
+    assert config.connect_timeout == 0.5
+
+
 def test_every_problem_is_reported_at_once() -> None:
     with pytest.raises(ConfigError) as raised:
         parse_upstreams({"a": {"URL": "nope"}, "b": {"URL": "http://b", "TIMEOUT": "0"}})
