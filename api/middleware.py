@@ -61,11 +61,11 @@ class StaticFilesMiddleware(WhiteNoiseMiddleware):
     sync_capable = False
     async_capable = True
 
-    def __init__(self, get_response: GetResponse) -> None:  # type: ignore[override]
+    def __init__(self, get_response: GetResponse) -> None:
         super().__init__(get_response)
         markcoroutinefunction(self)
 
-    async def __call__(self, request: HttpRequest) -> HttpResponseBase:  # type: ignore[override]
+    async def __call__(self, request: HttpRequest) -> HttpResponseBase:
         static_file = self.files.get(request.path_info)
         if static_file is not None:
             return self.serve(static_file, request)

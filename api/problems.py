@@ -96,8 +96,9 @@ def exception_handler(exc: Exception, context: Mapping[str, Any]) -> HttpRespons
         )
     if isinstance(exc, exceptions.APIException):
         headers = {}
-        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-            headers["Retry-After"] = str(int(exc.wait))
+        wait = getattr(exc, "wait", None)  # set by Throttled
+        if wait is not None:
+            headers["Retry-After"] = str(int(wait))
         return problem_response(exc.status_code, str(exc.default_code), str(exc.detail), headers=headers)
     logger.error("Unhandled exception while serving the request", exc_info=exc)
     return _internal_error()
@@ -118,7 +119,9 @@ def _field_errors(detail: Any, path: str = "") -> list[dict[str, str]]:
         return [error for key, value in detail.items() for error in _field_errors(value, _join(path, str(key)))]
     if isinstance(detail, list):
         if all(isinstance(item, exceptions.ErrorDetail) for item in detail):
-            return [{"field": path or "(request)", "code": item.code or "invalid", "message": str(item)} for item in detail]
+            return [
+                {"field": path or "(request)", "code": item.code or "invalid", "message": str(item)} for item in detail
+            ]
         return [error for i, item in enumerate(detail) for error in _field_errors(item, f"{path}[{i}]")]
     return [{"field": path or "(request)", "code": getattr(detail, "code", None) or "invalid", "message": str(detail)}]
 

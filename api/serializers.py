@@ -21,7 +21,7 @@ class SlowItem(serializers.Serializer):
 
 
 class SlowData(serializers.Serializer):
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]  # a declared field, not Field.source
     message = serializers.CharField(allow_blank=True)
     latency_ms = serializers.FloatField(min_value=0)
     items = SlowItem(many=True)
@@ -70,7 +70,9 @@ class FxRates(serializers.Serializer):
 class MissingPart(serializers.Serializer):
     """One optional part of a response that could not be filled, and why."""
 
-    source = serializers.CharField(help_text="The part of the response that is missing (e.g. `reviews`).")
+    source = serializers.CharField(  # type: ignore[assignment]  # a declared field, not Field.source
+        help_text="The part of the response that is missing (e.g. `reviews`)."
+    )
     upstream = serializers.CharField(help_text="The upstream service that part comes from.")
     code = serializers.CharField(help_text="Machine-readable reason, e.g. `upstream_timeout` (see the README).")
     detail = serializers.CharField(help_text="Human-readable reason.")
@@ -195,4 +197,6 @@ class Problem(serializers.Serializer):
     code = serializers.CharField(help_text="Machine-readable error code (see the README's error table).")
     request_id = serializers.CharField(allow_null=True, help_text="The request's X-Request-ID, for support.")
     upstream = serializers.CharField(required=False, help_text="The upstream service involved, if any.")
-    errors = FieldError(many=True, required=False, help_text="Field-level errors (400, and bad upstream payloads).")
+    errors = FieldError(  # type: ignore[assignment]  # a declared field, not Serializer.errors
+        many=True, required=False, help_text="Field-level errors (400, and bad upstream payloads)."
+    )

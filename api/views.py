@@ -50,10 +50,12 @@ class OnLoopDispatchMixin:
             method = request.method.lower()
             handler = getattr(self, method, None) if method in self.http_method_names else None  # type: ignore[attr-defined]
             handler = handler or self.http_method_not_allowed  # type: ignore[attr-defined]
-            response = await handler(request, *args, **kwargs) if iscoroutinefunction(handler) else handler(
-                request, *args, **kwargs
+            response = (
+                await handler(request, *args, **kwargs)
+                if iscoroutinefunction(handler)
+                else handler(request, *args, **kwargs)
             )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - DRF's contract: every exception goes to handle_exception()
             response = self.handle_exception(exc)  # type: ignore[attr-defined]
         response = self.finalize_response(request, response, *args, **kwargs)  # type: ignore[attr-defined]
         if isinstance(response, Response):

@@ -45,7 +45,11 @@ async def application(scope: Scope, receive: Any, send: Any) -> None:
         return
     path = scope.get("path", "")
     if demo_application is not None and (path == DEMO_PREFIX or path.startswith(DEMO_PREFIX + "/")):
-        scope = {**scope, "path": path[len(DEMO_PREFIX) :] or "/", "root_path": scope.get("root_path", "") + DEMO_PREFIX}
+        scope = {
+            **scope,
+            "path": path[len(DEMO_PREFIX) :] or "/",
+            "root_path": scope.get("root_path", "") + DEMO_PREFIX,
+        }
         await demo_application(scope, receive, send)
         return
     await django_application(scope, receive, send)

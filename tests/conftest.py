@@ -35,11 +35,11 @@ def install_registry(upstreams: dict[str, dict[str, Any]], transport_factory: An
 
 
 @pytest.fixture
-def upstream_mock(settings: Any) -> Iterator[respx.MockRouter]:
+def upstream_mock(settings: Any) -> respx.MockRouter:
     """respx in front of every upstream (base URLs from settings.UPSTREAMS, e.g. http://catalog.upstream.test)."""
     router = respx.MockRouter(assert_all_called=False, assert_all_mocked=True)
     install_registry(settings.UPSTREAMS, lambda config: httpx.MockTransport(router.async_handler))
-    yield router
+    return router
 
 
 @pytest.fixture(scope="session")

@@ -118,9 +118,7 @@ class UpstreamClient:
             headers[REQUEST_ID_HEADER] = rid
         clean_params = {k: v for k, v in (params or {}).items() if v is not None}
         with map_httpx_errors(self.name):
-            async with self._client.stream(
-                "GET", path.lstrip("/"), params=clean_params, headers=headers
-            ) as response:
+            async with self._client.stream("GET", path.lstrip("/"), params=clean_params, headers=headers) as response:
                 self._check_status(response)
                 self._check_content_type(response)
                 return await self._read_limited(response)

@@ -1,10 +1,9 @@
 """Laptop defaults: the demo upstreams are on, so `make run` aggregates real HTTP calls with no network."""
 
-from config.env import env_bool
+from config.env import env_bool, upstream_settings
 
 from .base import *  # noqa: F403
 from .base import BUILTIN_UPSTREAMS, PORT
-from config.env import upstream_settings
 
 DEMO_UPSTREAMS = env_bool("DEMO_UPSTREAMS", True)
 UPSTREAMS = upstream_settings(

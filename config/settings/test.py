@@ -3,7 +3,7 @@ real loopback server), through the fixtures in tests/conftest.py."""
 
 from .base import *  # noqa: F403
 
-SECRET_KEY = "test-only"
+SECRET_KEY = "test-only"  # noqa: S105 - not a secret: tests only
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 DEMO_UPSTREAMS = False
 DEMO_LATENCY_MS = 0.0

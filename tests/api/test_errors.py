@@ -12,7 +12,9 @@ from api import aggregates
 from tests.api.helpers import assert_problem
 
 
-@pytest.mark.parametrize("path", ["/nope", "/api/", "/api/products", "/api/products/7/extra/", "/demo/catalog/products"])
+@pytest.mark.parametrize(
+    "path", ["/nope", "/api/", "/api/products", "/api/products/7/extra/", "/demo/catalog/products"]
+)
 async def test_unknown_url_is_a_404_problem(api: Any, path: str) -> None:
     assert_problem(await api.get(path), 404, "not_found")
 

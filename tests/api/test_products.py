@@ -113,7 +113,12 @@ async def test_unsupported_target_currency_is_reported_missing(api: Any, healthy
     assert response.status_code == 200
     assert body["converted_price"] is None
     assert body["missing"] == [
-        {"source": "fx", "upstream": "fx", "code": "currency_unsupported", "detail": "No exchange rate from USD to XAU."}
+        {
+            "source": "fx",
+            "upstream": "fx",
+            "code": "currency_unsupported",
+            "detail": "No exchange rate from USD to XAU.",
+        }
     ]
 
 

@@ -94,8 +94,7 @@ def _wait_until_ready(probes: list[_Probe]) -> None:
                     pending.remove(probe)
             if pending and time.monotonic() > deadline:
                 details = "\n\n".join(
-                    f"{p.name}: GET {p.url} -> {last_answer[p.name]} (log {p.log}):\n{p.tail()}"
-                    for p in pending
+                    f"{p.name}: GET {p.url} -> {last_answer[p.name]} (log {p.log}):\n{p.tail()}" for p in pending
                 )
                 pytest.fail(f"not ready after {STARTUP_TIMEOUT:g} s\n\n{details}")
             if pending:

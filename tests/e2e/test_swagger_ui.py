@@ -66,9 +66,7 @@ def page(chromium: str) -> Iterator[Page]:
             browser.close()
 
 
-def test_swagger_ui_lists_every_operation_and_tries_one_out_over_loopback_only(
-    page: Page, live_service: str
-) -> None:
+def test_swagger_ui_lists_every_operation_and_tries_one_out_over_loopback_only(page: Page, live_service: str) -> None:
     requests: list[str] = []
     failed: list[str] = []
 
@@ -101,9 +99,7 @@ def test_swagger_ui_lists_every_operation_and_tries_one_out_over_loopback_only(
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in paths
     assert {"/api/schema/", "/api/products/7/"} <= paths
     off_host = [
-        url
-        for url in requests
-        if urlsplit(url).scheme not in LOCAL_SCHEMES and urlsplit(url).hostname != "127.0.0.1"
+        url for url in requests if urlsplit(url).scheme not in LOCAL_SCHEMES and urlsplit(url).hostname != "127.0.0.1"
     ]
     assert off_host == [], f"requests left the loopback host (a CDN?): {off_host}"
     assert failed == [], f"requests failed: {failed}"

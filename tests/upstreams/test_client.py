@@ -125,7 +125,9 @@ async def test_declared_body_over_the_limit_is_refused_without_reading_it() -> N
         yield b"x" * 2000
 
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, headers={"content-length": "2000", "content-type": "application/json"}, content=body())
+        return httpx.Response(
+            200, headers={"content-length": "2000", "content-type": "application/json"}, content=body()
+        )
 
     client = client_for(handler, max_body_bytes=1000)
     with pytest.raises(UpstreamBodyTooLarge) as raised:

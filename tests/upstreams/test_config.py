@@ -29,7 +29,12 @@ def test_strings_from_the_environment_are_parsed() -> None:
 
     config = configs["catalog"]
     assert config.base_url == "https://catalog.example/v1"
-    assert (config.timeout, config.connect_timeout, config.max_connections, config.max_body_bytes) == (2.5, 0.5, 20, 1000)
+    assert (config.timeout, config.connect_timeout, config.max_connections, config.max_body_bytes) == (
+        2.5,
+        0.5,
+        20,
+        1000,
+    )
     assert config.host == "catalog.example"
     assert config.request_headers() == {"X-Api-Key": "k", "Accept-Language": "en", "Authorization": "Bearer t"}
 
@@ -53,7 +58,10 @@ def test_defaults_apply_when_only_the_url_is_set() -> None:
         ({"URL": "http://c", "TIMEOUT": "-1"}, "UPSTREAM_CATALOG_TIMEOUT='-1' must be a positive number"),
         ({"URL": "http://c", "TIMEOUT": "soon"}, "UPSTREAM_CATALOG_TIMEOUT='soon'"),
         ({"URL": "http://c", "TIMEOUT": "nan"}, "UPSTREAM_CATALOG_TIMEOUT='nan'"),
-        ({"URL": "http://c", "MAX_CONNECTIONS": "2.5"}, "UPSTREAM_CATALOG_MAX_CONNECTIONS='2.5' must be a positive whole"),
+        (
+            {"URL": "http://c", "MAX_CONNECTIONS": "2.5"},
+            "UPSTREAM_CATALOG_MAX_CONNECTIONS='2.5' must be a positive whole",
+        ),
         ({"URL": "http://c", "TIMEOUT": "1", "CONNECT_TIMEOUT": "3"}, "must not exceed UPSTREAM_CATALOG_TIMEOUT"),
         ({"URL": "http://c", "HEADERS": "no colon here"}, "is not 'Name: value'"),
         ({"URL": "http://c", "HEADERS": "Bad Name: v"}, "is not a valid header"),

@@ -111,9 +111,7 @@ async def test_catalog_is_deterministic_and_mostly_usd(client: httpx.AsyncClient
 
 
 @pytest.mark.parametrize("product_id", ["0", "121", "abc", "07", "-1", "1.0"])
-async def test_catalog_unknown_or_non_integer_product_is_404(
-    client: httpx.AsyncClient, product_id: str
-) -> None:
+async def test_catalog_unknown_or_non_integer_product_is_404(client: httpx.AsyncClient, product_id: str) -> None:
     response = await client.get(f"/catalog/products/{product_id}")
 
     assert response.status_code == 404
@@ -152,8 +150,7 @@ async def test_reviews_summary_ratings_and_products_without_reviews(client: http
     rated = [s for s in summaries if s["count"] > 0]
     unrated = [s for s in summaries if s["count"] == 0]
     assert all(
-        1.0 <= s["average_rating"] <= 5.0 and round(s["average_rating"], 1) == s["average_rating"]
-        for s in rated
+        1.0 <= s["average_rating"] <= 5.0 and round(s["average_rating"], 1) == s["average_rating"] for s in rated
     )
     assert unrated
     assert all(s["average_rating"] is None for s in unrated)
@@ -215,9 +212,7 @@ async def test_slow_endpoints_report_their_latency(source: str, factor: float) -
 # --- routing ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "path", ["/", "/catalog", "/catalog/products/", "/slow/slow_data_4", "/demo/fx/rates/USD"]
-)
+@pytest.mark.parametrize("path", ["/", "/catalog", "/catalog/products/", "/slow/slow_data_4", "/demo/fx/rates/USD"])
 async def test_unknown_path_is_404(client: httpx.AsyncClient, path: str) -> None:
     response = await client.get(path)
 

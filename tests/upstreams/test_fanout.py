@@ -109,7 +109,11 @@ async def test_required_failure_cancels_the_others_and_is_raised() -> None:
 
     with pytest.raises(UpstreamConnectError) as raised:
         await fan_out(
-            [call("a", failing(error)), call("b", tracker.hanging("b")), call("c", tracker.hanging("c"), required=False)],
+            [
+                call("a", failing(error)),
+                call("b", tracker.hanging("b")),
+                call("c", tracker.hanging("c"), required=False),
+            ],
             deadline=5,
         )
 
@@ -152,7 +156,9 @@ async def test_required_call_needing_a_failed_optional_call_fails_the_whole() ->
 async def test_deadline_gives_up_pending_optional_calls_and_keeps_the_rest() -> None:
     tracker = Tracker()
 
-    outcome = await fan_out([call("a", value("A")), call("slow", tracker.hanging("slow"), required=False)], deadline=0.05)
+    outcome = await fan_out(
+        [call("a", value("A")), call("slow", tracker.hanging("slow"), required=False)], deadline=0.05
+    )
 
     assert outcome.results == {"a": "A"}
     assert isinstance(outcome.failures["slow"], DeadlineExceeded)
@@ -182,7 +188,9 @@ async def test_cancelling_the_caller_cancels_every_call() -> None:
         started.set()
         await tracker.hanging("first")(needed)
 
-    outer = asyncio.ensure_future(fan_out([call("first", first), call("second", tracker.hanging("second"))], deadline=60))
+    outer = asyncio.ensure_future(
+        fan_out([call("first", first), call("second", tracker.hanging("second"))], deadline=60)
+    )
     await started.wait()
     outer.cancel()
 
@@ -196,7 +204,9 @@ async def test_a_bug_in_a_call_propagates_after_cancelling_the_others() -> None:
     tracker = Tracker()
 
     with pytest.raises(KeyError):
-        await fan_out([call("bug", failing(KeyError("x")), required=False), call("b", tracker.hanging("b"))], deadline=5)
+        await fan_out(
+            [call("bug", failing(KeyError("x")), required=False), call("b", tracker.hanging("b"))], deadline=5
+        )
 
     assert tracker.cancelled == ["b"]
 

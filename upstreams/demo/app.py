@@ -81,9 +81,7 @@ def parse_faults(spec: str) -> dict[str, str]:
     for item in spec.split(","):
         service, equals, kind = (part.strip() for part in item.partition("="))
         if not (equals and service and kind):
-            raise ValueError(
-                f"bad fault {item.strip()!r} in {spec!r}: expected service=kind, e.g. 'reviews=timeout'"
-            )
+            raise ValueError(f"bad fault {item.strip()!r} in {spec!r}: expected service=kind, e.g. 'reviews=timeout'")
         if service in faults:
             raise ValueError(f"service {service!r} is given twice in fault spec {spec!r}")
         _check_fault(service, kind)
@@ -136,9 +134,7 @@ class DemoStats:
     in_flight: int = 0
     max_in_flight: int = 0
     disconnects: int = 0
-    request_ids: deque[tuple[str, str | None]] = field(
-        default_factory=lambda: deque(maxlen=REQUEST_ID_HISTORY)
-    )
+    request_ids: deque[tuple[str, str | None]] = field(default_factory=lambda: deque(maxlen=REQUEST_ID_HISTORY))
 
     def reset(self) -> None:
         """Forget everything but the requests still running, so ``in_flight`` stays true when they finish."""
@@ -344,9 +340,7 @@ async def _send_response(send: Send, response: _Response) -> None:
     await send({"type": "http.response.body", "body": response.body})
 
 
-async def _send_start(
-    send: Send, status: int, length: int, content_type: bytes = _JSON, headers: Headers = ()
-) -> None:
+async def _send_start(send: Send, status: int, length: int, content_type: bytes = _JSON, headers: Headers = ()) -> None:
     await send(
         {
             "type": "http.response.start",
