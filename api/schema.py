@@ -9,7 +9,7 @@ from drf_spectacular.utils import OpenApiResponse
 from .problems import PROBLEM_CONTENT_TYPE
 from .serializers import Problem
 
-__all__ = ["problems"]
+__all__ = ["drop_anonymous_security", "problems"]
 
 _DESCRIPTIONS = {
     400: "Invalid query parameters (`invalid_request`); `errors` lists each field.",
@@ -29,3 +29,16 @@ def problems(*statuses: int) -> dict[tuple[int, str], Any]:
         (status, PROBLEM_CONTENT_TYPE): OpenApiResponse(response=Problem, description=_DESCRIPTIONS[status])
         for status in statuses
     }
+
+
+def drop_anonymous_security(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """Postprocessing hook: remove `security: [{}]` ("anonymous allowed") from operations.
+
+    The API has no authentication, so the entry says nothing, and client generators read any `security` as
+    "needs credentials" (openapi-python-client then types every call as needing an AuthenticatedClient).
+    """
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            if operation.get("security") == [{}]:
+                del operation["security"]
+    return result

@@ -122,6 +122,7 @@ class ProductViewSet(TributaryViewSet):
     @extend_schema(
         operation_id="list_products",
         summary="A page of products",
+        description="The catalog, one page at a time, with links to the next and previous pages.",
         parameters=[s.ProductListQuery],
         responses={200: s.ProductPage, **problems(400, 500, 502, 503, 504)},
         tags=["products"],

@@ -21,7 +21,7 @@ django_application = get_asgi_application()
 
 from django.conf import settings  # noqa: E402 - after Django is set up
 
-from upstreams import ConfigError, get_registry  # noqa: E402
+from upstreams import ConfigError, close_registry, get_registry  # noqa: E402
 from upstreams.demo import DemoApp, DemoOptions, parse_faults  # noqa: E402
 
 logger = logging.getLogger("tributary.asgi")
@@ -67,6 +67,6 @@ async def _lifespan(receive: Any, send: Any) -> None:
             logger.info("Upstreams: %s", ", ".join(f"{c.name}={c.host}" for c in registry.configs.values()))
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
-            await get_registry().aclose()
+            await close_registry()
             await send({"type": "lifespan.shutdown.complete"})
             return

@@ -11,7 +11,7 @@ import respx
 from django.test import AsyncClient
 
 from tests.servers import SwappableApp, serve_in_thread
-from upstreams import UpstreamRegistry, aiohttp_transport, get_registry, parse_upstreams, set_registry
+from upstreams import UpstreamRegistry, aiohttp_transport, close_registry, parse_upstreams, set_registry
 from upstreams.demo import DemoApp, DemoOptions
 
 
@@ -19,7 +19,7 @@ from upstreams.demo import DemoApp, DemoOptions
 async def _fresh_registry() -> AsyncIterator[None]:
     set_registry(None)
     yield
-    await get_registry().aclose()
+    await close_registry()
     set_registry(None)
 
 

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -23,7 +23,7 @@ class SwappableApp:
 
 
 @contextmanager
-def serve_in_thread(app: Any, *, lifespan: str = "off") -> Iterator[str]:
+def serve_in_thread(app: Any, *, lifespan: Literal["on", "off"] = "off") -> Iterator[str]:
     """Serve `app` with uvicorn on 127.0.0.1 (a free port) in a daemon thread; yields the base URL."""
     config = uvicorn.Config(
         app, host="127.0.0.1", port=0, log_level="warning", lifespan=lifespan, access_log=False, log_config=None

@@ -23,7 +23,7 @@ from .errors import (
     UpstreamUnavailable,
 )
 from .fanout import Call, Outcome, fan_out, validate_calls
-from .registry import TRANSPORTS, UnknownUpstream, UpstreamRegistry, get_registry, set_registry
+from .registry import TRANSPORTS, UnknownUpstream, UpstreamRegistry, close_registry, get_registry, set_registry
 
 __all__ = [
     "REQUEST_ID_HEADER",
@@ -51,6 +51,7 @@ __all__ = [
     "UpstreamTimeout",
     "UpstreamUnavailable",
     "aiohttp_transport",
+    "close_registry",
     "env_prefix",
     "fan_out",
     "get_registry",

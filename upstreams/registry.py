@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from .client import TransportFactory, UpstreamClient, aiohttp_transport, httpx_transport
 from .config import UpstreamConfig, parse_upstreams
 
-__all__ = ["TRANSPORTS", "UnknownUpstream", "UpstreamRegistry", "get_registry", "set_registry"]
+__all__ = ["TRANSPORTS", "UnknownUpstream", "UpstreamRegistry", "close_registry", "get_registry", "set_registry"]
 
 TRANSPORTS: Mapping[str, TransportFactory] = {"aiohttp": aiohttp_transport, "httpx": httpx_transport}
 
@@ -81,6 +81,12 @@ def set_registry(registry: UpstreamRegistry | None) -> None:
     """Install a registry (None: rebuild from settings on next use). The caller closes the old one's clients."""
     global _registry
     _registry = registry
+
+
+async def close_registry() -> None:
+    """Close the process-wide registry's clients on the running loop, if a registry was ever built."""
+    if _registry is not None:
+        await _registry.aclose()
 
 
 def _registry_from_settings() -> UpstreamRegistry:

@@ -38,6 +38,8 @@ def test_every_operation_has_an_id_and_documents_its_errors_as_problems() -> Non
     for path, operations in committed()["paths"].items():
         for method, operation in operations.items():
             assert operation["operationId"], (method, path)
+            assert operation["description"], (method, path)
+            assert "security" not in operation, (method, path)  # no auth: generated clients must not ask for it
             errors = {code: r for code, r in operation["responses"].items() if code.startswith(("4", "5"))}
             if path != "/healthz":
                 assert "500" in errors, (method, path)

@@ -75,7 +75,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GeneratedPac
 
 @pytest.fixture
 def client(generated: GeneratedPackage, live_service: str) -> Iterator[Any]:
-    # The plain Client, not AuthenticatedClient: the API needs no credentials (see the report on `security`).
+    # The plain Client, not AuthenticatedClient: the API needs no credentials.
     with generated.module("client").Client(
         base_url=live_service, raise_on_unexpected_status=True, timeout=10.0
     ) as api_client:
@@ -134,3 +134,14 @@ def test_product_list_page_parses_into_generated_models(generated: GeneratedPack
     assert all(isinstance(product, models.Product) for product in page.results)
     assert page.previous is None
     assert isinstance(page.next_, str)
+
+
+def test_generated_calls_need_no_credentials(generated: GeneratedPackage) -> None:
+    # The API has no authentication: a `security` entry would make every call demand an AuthenticatedClient.
+    import inspect
+
+    overview = generated.module("api.products.get_product_overview")
+    annotation = str(inspect.signature(overview.sync_detailed).parameters["client"].annotation)
+
+    # With `security` it is `AuthenticatedClient` alone; without, the plain Client is accepted too.
+    assert f"{generated.name}.client.Client" in annotation
