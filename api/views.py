@@ -13,7 +13,7 @@ from typing import Any
 from adrf.views import APIView
 from adrf.viewsets import ViewSet
 from django.conf import settings
-from django.http import HttpResponseBase
+from django.http import HttpResponse, HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -31,7 +31,7 @@ from .schema import problems
 __all__ = ["ExternalDataViewSet", "HealthView", "MultipleExternalDataViewSet", "ProductViewSet", "UpstreamViewSet"]
 
 
-class OnLoopDispatchMixin:
+class OnLoopAPIView(APIView):
     """adrf's dispatch, minus its thread hops.
 
     adrf runs `initial()` (content negotiation, authentication, permission and throttle checks) through
@@ -42,22 +42,22 @@ class OnLoopDispatchMixin:
     async def async_dispatch(self, request: Any, *args: Any, **kwargs: Any) -> HttpResponseBase:
         self.args = args
         self.kwargs = kwargs
-        request = self.initialize_request(request, *args, **kwargs)  # type: ignore[attr-defined]
+        request = self.initialize_request(request, *args, **kwargs)
         self.request = request
-        self.headers = self.default_response_headers  # type: ignore[attr-defined]
+        self.headers = self.default_response_headers
         try:
-            self.initial(request, *args, **kwargs)  # type: ignore[attr-defined]
+            self.initial(request, *args, **kwargs)
             method = request.method.lower()
-            handler = getattr(self, method, None) if method in self.http_method_names else None  # type: ignore[attr-defined]
-            handler = handler or self.http_method_not_allowed  # type: ignore[attr-defined]
+            handler = getattr(self, method, None) if method in self.http_method_names else None
+            handler = handler or self.http_method_not_allowed
             response = (
                 await handler(request, *args, **kwargs)
                 if iscoroutinefunction(handler)
                 else handler(request, *args, **kwargs)
             )
         except Exception as exc:  # noqa: BLE001 - DRF's contract: every exception goes to handle_exception()
-            response = self.handle_exception(exc)  # type: ignore[attr-defined]
-        response = self.finalize_response(request, response, *args, **kwargs)  # type: ignore[attr-defined]
+            response = self.handle_exception(exc)
+        response = self.finalize_response(request, response, *args, **kwargs)
         if isinstance(response, Response):
             response = _rendered(response)
         self.response = response
@@ -65,15 +65,13 @@ class OnLoopDispatchMixin:
 
     # adrf's versions call async_to_sync for async checks, which cannot run inside the event loop; ours are sync.
     def check_permissions(self, request: Request) -> None:
-        DRFAPIView.check_permissions(self, request)  # type: ignore[arg-type]
+        DRFAPIView.check_permissions(self, request)
 
     def check_throttles(self, request: Request) -> None:
-        DRFAPIView.check_throttles(self, request)  # type: ignore[arg-type]
+        DRFAPIView.check_throttles(self, request)
 
 
 def _rendered(response: Response) -> HttpResponseBase:
-    from django.http import HttpResponse
-
     response.render()
     plain = HttpResponse(response.content, status=response.status_code)
     for header, value in response.items():
@@ -81,7 +79,7 @@ def _rendered(response: Response) -> HttpResponseBase:
     return plain
 
 
-class TributaryViewSet(OnLoopDispatchMixin, ViewSet):
+class TributaryViewSet(OnLoopAPIView, ViewSet):
     def query(self, serializer_class: type[serializers.Serializer]) -> Mapping[str, Any]:
         """The validated query string; invalid -> 400 problem with field errors."""
         serializer = serializer_class(data=self.request.query_params)
@@ -190,7 +188,7 @@ class UpstreamViewSet(TributaryViewSet):
         return Response(s.UpstreamList({"deadline": settings.AGGREGATE_DEADLINE, "results": results}).data)
 
 
-class HealthView(OnLoopDispatchMixin, APIView):
+class HealthView(OnLoopAPIView):
     @extend_schema(
         operation_id="get_health",
         summary="Liveness",
