@@ -220,26 +220,30 @@ def _product_detail(call: _Call) -> _Response:
     text = call.params["product_id"]
     product_id = _path_id(text)
     found = data.product(product_id) if product_id is not None else None
-    return _json(200, found) if found is not None else _not_found(f"no product with id {text!r}")
+    return _found_or_404(found, f"no product with id {text!r}")
 
 
 def _stock(call: _Call) -> _Response:
     sku = call.params["sku"]
     found = data.stock(sku)
-    return _json(200, found) if found is not None else _not_found(f"no stock for sku {sku!r}")
+    return _found_or_404(found, f"no stock for sku {sku!r}")
 
 
 def _review_summary(call: _Call) -> _Response:
     text = call.params["product_id"]
     product_id = _path_id(text)
     found = data.review_summary(product_id) if product_id is not None else None
-    return _json(200, found) if found is not None else _not_found(f"no product with id {text!r}")
+    return _found_or_404(found, f"no product with id {text!r}")
 
 
 def _fx_rates(call: _Call) -> _Response:
     base = call.params["base"]
     found = data.fx_rates(base)
-    return _json(200, found) if found is not None else _not_found(f"no rates for base currency {base!r}")
+    return _found_or_404(found, f"no rates for base currency {base!r}")
+
+
+def _found_or_404(found: Any, detail: str) -> _Response:
+    return _json(200, found) if found is not None else _not_found(detail)
 
 
 def _path_id(text: str) -> int | None:
