@@ -6,6 +6,8 @@ import os
 
 from django.core.exceptions import ImproperlyConfigured
 
+from upstreams.config import KEYS as UPSTREAM_KEYS
+
 __all__ = ["env", "env_bool", "env_float", "env_int", "env_list", "require", "upstream_settings"]
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -83,10 +85,7 @@ def upstream_settings(names: list[str], *, default_url: str | None) -> dict[str,
     upstreams: dict[str, dict[str, str | None]] = {}
     for name in [*names, *sorted(found - set(names))]:
         prefix = f"UPSTREAM_{name.upper()}_"
-        values: dict[str, str | None] = {
-            key: os.environ.get(prefix + key)
-            for key in ("URL", "TIMEOUT", "CONNECT_TIMEOUT", "MAX_CONNECTIONS", "MAX_BODY_BYTES", "TOKEN", "HEADERS")
-        }
+        values: dict[str, str | None] = {key: os.environ.get(prefix + key) for key in UPSTREAM_KEYS}
         if values["URL"] is None and default_url is not None:
             values["URL"] = default_url.format(name=name)
         upstreams[name] = values

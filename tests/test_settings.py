@@ -35,7 +35,7 @@ def test_local_settings_pass_the_check_out_of_the_box() -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"UPSTREAM_CATALOG_TIMEOUT": "-3"}, "UPSTREAM_CATALOG_TIMEOUT='-3' must be a positive number"),
+        ({"UPSTREAM_CATALOG_TIMEOUT": "-3"}, "UPSTREAM_CATALOG_TIMEOUT='-3' must be a number greater than 0"),
         ({"UPSTREAM_FX_URL": "fx.internal"}, "UPSTREAM_FX_URL='fx.internal' must be an absolute"),
         ({"DJANGO_DEBUG": "maybe"}, "DJANGO_DEBUG='maybe' must be one of"),
         ({"AGGREGATE_DEADLINE": "-1"}, "AGGREGATE_DEADLINE='-1'"),

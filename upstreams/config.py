@@ -1,9 +1,10 @@
-"""Upstream configuration as data: one frozen `UpstreamConfig` per named upstream.
+"""Upstream configuration as data: one frozen `UpstreamConfig` per named upstream, with small policy value objects
+for retries, the circuit breaker, the bulkhead and the cache.
 
 Settings hand us raw values (strings from the environment, or Python values in tests) under the names of the
-environment variables a person would set: `URL`, `TIMEOUT`, `CONNECT_TIMEOUT`, `MAX_CONNECTIONS`, `MAX_BODY_BYTES`,
-`TOKEN`, `HEADERS`. `parse_upstreams()` turns them into validated value objects or raises one `ConfigError` listing
-every problem, each naming the variable to fix; `manage.py check` reports those as errors.
+environment variables a person would set (`URL`, `TIMEOUT`, `RETRIES`, ...: see `KEYS`). `parse_upstreams()` turns
+them into validated value objects or raises one `ConfigError` listing every problem, each naming the variable to fix;
+`manage.py check` reports those as errors.
 """
 
 from __future__ import annotations
@@ -16,7 +17,41 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["ConfigError", "UpstreamConfig", "env_prefix", "parse_upstreams"]
+__all__ = [
+    "KEYS",
+    "BreakerPolicy",
+    "BulkheadPolicy",
+    "CachePolicy",
+    "ConfigError",
+    "RetryPolicy",
+    "UpstreamConfig",
+    "env_prefix",
+    "parse_upstreams",
+]
+
+# Every setting an upstream takes, as the suffix of its environment variable (UPSTREAM_<NAME>_<KEY>).
+KEYS = (
+    "URL",
+    "TIMEOUT",
+    "CONNECT_TIMEOUT",
+    "MAX_CONNECTIONS",
+    "MAX_BODY_BYTES",
+    "TOKEN",
+    "HEADERS",
+    "RETRIES",
+    "RETRY_BACKOFF",
+    "RETRY_BACKOFF_MAX",
+    "RETRY_AFTER_MAX",
+    "BREAKER_FAILURES",
+    "BREAKER_FAILURE_RATIO",
+    "BREAKER_MIN_CALLS",
+    "BREAKER_WINDOW",
+    "BREAKER_COOLDOWN",
+    "MAX_CONCURRENCY",
+    "QUEUE_TIMEOUT",
+    "CACHE_TTL",
+    "STALE_IF_ERROR",
+)
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
@@ -36,6 +71,49 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """Retries of idempotent calls: `retries` extra attempts, exponential backoff with full jitter."""
+
+    retries: int = 2
+    backoff: float = 0.05  # seconds: the first backoff's upper bound; doubles per attempt
+    backoff_max: float = 1.0
+    retry_after_max: float = 5.0  # an upstream's Retry-After is honoured up to this many seconds
+
+
+@dataclass(frozen=True, kw_only=True)
+class BreakerPolicy:
+    """Opens after `failures` consecutive faults, or when `failure_ratio` of at least `min_calls` calls in the last
+    `window` seconds were faults; stays open `cooldown` seconds, then lets one probe through. `failures=0` disables."""
+
+    failures: int = 5
+    failure_ratio: float = 0.5
+    min_calls: int = 20
+    window: float = 30.0
+    cooldown: float = 10.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.failures > 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class BulkheadPolicy:
+    """At most `max_concurrency` calls in flight per worker; a call waits at most `queue_timeout` for a slot."""
+
+    max_concurrency: int = 100
+    queue_timeout: float = 0.5
+
+
+@dataclass(frozen=True, kw_only=True)
+class CachePolicy:
+    """`ttl`: seconds to keep a response when the upstream's Cache-Control does not say (0: only what it says).
+    `stale_if_error`: for how long past freshness a failed call may be answered from the last good response."""
+
+    ttl: float = 0.0
+    stale_if_error: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class UpstreamConfig:
     """Everything needed to call one upstream. `timeout` is the whole call's budget, connect included."""
 
@@ -45,6 +123,10 @@ class UpstreamConfig:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    retry: RetryPolicy = RetryPolicy()
+    breaker: BreakerPolicy = BreakerPolicy()
+    bulkhead: BulkheadPolicy = BulkheadPolicy()
+    cache: CachePolicy = CachePolicy()
     # Secrets: kept out of repr() so they never reach a log line or a traceback.
     token: str | None = field(default=None, repr=False)
     headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
@@ -78,14 +160,36 @@ def parse_upstreams(raw: Mapping[str, Mapping[str, Any]]) -> dict[str, UpstreamC
             problems.append(f"upstream name {name!r} must be lower-case letters, digits and underscores")
             continue
         timeout = parser.number("TIMEOUT", DEFAULT_TIMEOUT)
+        max_connections = parser.integer("MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS)
         config = UpstreamConfig(
             name=name,
             base_url=parser.url("URL"),
             timeout=timeout,
             # Unset, it follows a short TIMEOUT down; set explicitly above TIMEOUT, it is an error (below).
             connect_timeout=parser.number("CONNECT_TIMEOUT", min(DEFAULT_CONNECT_TIMEOUT, timeout)),
-            max_connections=int(parser.number("MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, integer=True)),
-            max_body_bytes=int(parser.number("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, integer=True)),
+            max_connections=max_connections,
+            max_body_bytes=parser.integer("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+            retry=RetryPolicy(
+                retries=parser.integer("RETRIES", RetryPolicy.retries, zero=True),
+                backoff=parser.number("RETRY_BACKOFF", RetryPolicy.backoff, zero=True),
+                backoff_max=parser.number("RETRY_BACKOFF_MAX", RetryPolicy.backoff_max, zero=True),
+                retry_after_max=parser.number("RETRY_AFTER_MAX", RetryPolicy.retry_after_max, zero=True),
+            ),
+            breaker=BreakerPolicy(
+                failures=parser.integer("BREAKER_FAILURES", BreakerPolicy.failures, zero=True),
+                failure_ratio=parser.number("BREAKER_FAILURE_RATIO", BreakerPolicy.failure_ratio, maximum=1.0),
+                min_calls=parser.integer("BREAKER_MIN_CALLS", BreakerPolicy.min_calls),
+                window=parser.number("BREAKER_WINDOW", BreakerPolicy.window),
+                cooldown=parser.number("BREAKER_COOLDOWN", BreakerPolicy.cooldown),
+            ),
+            bulkhead=BulkheadPolicy(
+                max_concurrency=parser.integer("MAX_CONCURRENCY", max_connections),
+                queue_timeout=parser.number("QUEUE_TIMEOUT", BulkheadPolicy.queue_timeout, zero=True),
+            ),
+            cache=CachePolicy(
+                ttl=parser.number("CACHE_TTL", CachePolicy.ttl, zero=True),
+                stale_if_error=parser.number("STALE_IF_ERROR", CachePolicy.stale_if_error, zero=True),
+            ),
             token=parser.optional_str("TOKEN"),
             headers=MappingProxyType(parser.headers("HEADERS")),
         )
@@ -130,7 +234,9 @@ class _Parser:
             self.problems.append(f"{self.prefix}{key}={text!r} must not have a query string or fragment")
         return text.rstrip("/")
 
-    def number(self, key: str, default: float, *, integer: bool = False) -> float:
+    def number(
+        self, key: str, default: float, *, zero: bool = False, maximum: float | None = None, integer: bool = False
+    ) -> float:
         value = self._get(key)
         if value is None:
             return default
@@ -138,11 +244,22 @@ class _Parser:
             number = float(value)
         except (TypeError, ValueError):
             number = math.nan
-        if not math.isfinite(number) or number <= 0 or (integer and not number.is_integer()):
-            kind = "a positive whole number" if integer else "a positive number of seconds"
-            self.problems.append(f"{self.prefix}{key}={value!r} must be {kind}")
+        too_small = number < 0 if zero else number <= 0
+        if (
+            not math.isfinite(number)
+            or too_small
+            or (maximum is not None and number > maximum)
+            or (integer and not number.is_integer())
+        ):
+            kind = "whole number" if integer else "number"
+            low = "0 or more" if zero else "greater than 0"
+            high = f" and at most {maximum:g}" if maximum is not None else ""
+            self.problems.append(f"{self.prefix}{key}={value!r} must be a {kind} {low}{high}")
             return default
         return number
+
+    def integer(self, key: str, default: int, *, zero: bool = False) -> int:
+        return int(self.number(key, default, zero=zero, integer=True))
 
     def optional_str(self, key: str) -> str | None:
         value = self._get(key)

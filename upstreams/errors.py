@@ -7,8 +7,10 @@ about HTTP status codes of *our* responses.
     UpstreamError
     ├── UpstreamUnavailable            the upstream could not be used at all
     │   ├── UpstreamConnectError       connection refused, DNS failure, TLS failure
-    │   └── UpstreamTimeout            the call's own time budget ran out
-    │       └── DeadlineExceeded       the whole request's deadline ran out first
+    │   ├── UpstreamTimeout            the call's own time budget ran out
+    │   │   └── DeadlineExceeded       the whole request's deadline ran out first
+    │   ├── CircuitOpen                not attempted: the upstream's circuit breaker is open
+    │   └── UpstreamSaturated          not attempted: no free slot in the upstream's bulkhead in time
     ├── UpstreamStatusError            the upstream answered with a non-2xx status
     │   └── UpstreamNotFound           ... and that status was 404
     ├── UpstreamProtocolError          the connection broke mid-response, or the HTTP was garbage
@@ -25,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 __all__ = [
+    "CircuitOpen",
     "DeadlineExceeded",
     "DependencyFailed",
     "UpstreamBadContentType",
@@ -36,6 +39,7 @@ __all__ = [
     "UpstreamNotFound",
     "UpstreamPayloadInvalid",
     "UpstreamProtocolError",
+    "UpstreamSaturated",
     "UpstreamStatusError",
     "UpstreamTimeout",
     "UpstreamUnavailable",
@@ -77,11 +81,31 @@ class DeadlineExceeded(UpstreamTimeout):
     default_detail = "The request's deadline passed before the upstream service answered."
 
 
+class CircuitOpen(UpstreamUnavailable):
+    """Failing fast: recent calls failed, so the upstream is left alone until `retry_after` seconds pass."""
+
+    code = "circuit_open"
+
+    def __init__(self, upstream: str, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(upstream, "The upstream service is failing; calls are paused for a moment.")
+
+
+class UpstreamSaturated(UpstreamUnavailable):
+    code = "upstream_saturated"
+    default_detail = "Too many calls to the upstream service are in progress."
+
+
 class UpstreamStatusError(UpstreamError):
+    """A non-2xx answer. `retry_after` is the upstream's own Retry-After, in seconds, when it sent one."""
+
     code = "upstream_status"
 
-    def __init__(self, upstream: str, status_code: int, detail: str | None = None) -> None:
+    def __init__(
+        self, upstream: str, status_code: int, detail: str | None = None, *, retry_after: float | None = None
+    ) -> None:
         self.status_code = status_code
+        self.retry_after = retry_after
         super().__init__(upstream, detail or f"The upstream service answered with HTTP {status_code}.")
 
 

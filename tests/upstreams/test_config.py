@@ -39,6 +39,31 @@ def test_strings_from_the_environment_are_parsed() -> None:
     assert config.request_headers() == {"X-Api-Key": "k", "Accept-Language": "en", "Authorization": "Bearer t"}
 
 
+def test_resilience_policies_are_parsed() -> None:
+    config = parse_upstreams(
+        {
+            "fx": {
+                "URL": "http://fx",
+                "RETRIES": "0",
+                "RETRY_BACKOFF": "0.2",
+                "RETRY_AFTER_MAX": "3",
+                "BREAKER_FAILURES": "3",
+                "BREAKER_FAILURE_RATIO": "0.25",
+                "BREAKER_COOLDOWN": "7",
+                "MAX_CONCURRENCY": "4",
+                "QUEUE_TIMEOUT": "0",
+                "CACHE_TTL": "60",
+                "STALE_IF_ERROR": "300",
+            }
+        }
+    )["fx"]
+
+    assert (config.retry.retries, config.retry.backoff, config.retry.retry_after_max) == (0, 0.2, 3.0)
+    assert (config.breaker.failures, config.breaker.failure_ratio, config.breaker.cooldown) == (3, 0.25, 7.0)
+    assert (config.bulkhead.max_concurrency, config.bulkhead.queue_timeout) == (4, 0.0)
+    assert (config.cache.ttl, config.cache.stale_if_error) == (60.0, 300.0)
+
+
 def test_defaults_apply_when_only_the_url_is_set() -> None:
     config = parse_upstreams({"fx": {"URL": "http://fx:8080", "TIMEOUT": None, "HEADERS": ""}})["fx"]
 
@@ -55,15 +80,18 @@ def test_defaults_apply_when_only_the_url_is_set() -> None:
         ({"URL": "ftp://catalog.example"}, "must be an absolute http"),
         ({"URL": "http://catalog.example:99999"}, "invalid port"),
         ({"URL": "http://catalog.example?x=1"}, "must not have a query string"),
-        ({"URL": "http://c", "TIMEOUT": "-1"}, "UPSTREAM_CATALOG_TIMEOUT='-1' must be a positive number"),
+        ({"URL": "http://c", "TIMEOUT": "-1"}, "UPSTREAM_CATALOG_TIMEOUT='-1' must be a number greater than 0"),
         ({"URL": "http://c", "TIMEOUT": "soon"}, "UPSTREAM_CATALOG_TIMEOUT='soon'"),
         ({"URL": "http://c", "TIMEOUT": "nan"}, "UPSTREAM_CATALOG_TIMEOUT='nan'"),
         (
             {"URL": "http://c", "MAX_CONNECTIONS": "2.5"},
-            "UPSTREAM_CATALOG_MAX_CONNECTIONS='2.5' must be a positive whole",
+            "UPSTREAM_CATALOG_MAX_CONNECTIONS='2.5' must be a whole number",
         ),
         ({"URL": "http://c", "TIMEOUT": "1", "CONNECT_TIMEOUT": "3"}, "must not exceed UPSTREAM_CATALOG_TIMEOUT"),
         ({"URL": "http://c", "HEADERS": "no colon here"}, "is not 'Name: value'"),
+        ({"URL": "http://c", "RETRIES": "-1"}, "UPSTREAM_CATALOG_RETRIES='-1' must be a whole number 0 or more"),
+        ({"URL": "http://c", "BREAKER_FAILURE_RATIO": "1.5"}, "BREAKER_FAILURE_RATIO='1.5' must be a number greater"),
+        ({"URL": "http://c", "MAX_CONCURRENCY": "0"}, "UPSTREAM_CATALOG_MAX_CONCURRENCY='0'"),
         ({"URL": "http://c", "HEADERS": "Bad Name: v"}, "is not a valid header"),
     ],
 )
