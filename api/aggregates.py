@@ -106,6 +106,7 @@ class ProductOverview(Aggregate):
             },
             "reviews": reviews and {"average_rating": reviews["average_rating"], "count": reviews["count"]},
             "missing": parts.missing,
+            "stale": parts.stale,
         }
 
     @staticmethod

@@ -26,6 +26,7 @@ from rest_framework import exceptions, serializers
 
 from upstreams import (
     Call,
+    Fetched,
     UpstreamError,
     UpstreamNotFound,
     UpstreamPayloadInvalid,
@@ -34,7 +35,7 @@ from upstreams import (
     validate_calls,
 )
 
-__all__ = ["Aggregate", "Fetch", "Inputs", "Parts", "missing_entry"]
+__all__ = ["Aggregate", "Fetch", "Inputs", "Parts", "Timing", "missing_entry", "stale_entry"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class Fetch:
     required: bool = True
     when: Callable[[Inputs], bool] | None = None
     not_found: str | None = None
+    cache_ttl: float | None = None  # seconds; None: the upstream's CACHE_TTL (its Cache-Control wins either way)
 
     def build_path(self, inputs: Inputs) -> str:
         if callable(self.path):
@@ -68,22 +70,60 @@ class Fetch:
         return self.path.format_map({key: quote(str(value), safe="") for key, value in inputs.args.items()})
 
 
+@dataclass(frozen=True)
+class Timing:
+    """One call's contribution to the Server-Timing header."""
+
+    name: str
+    upstream: str
+    seconds: float
+    fetched: Fetched | None
+    error: UpstreamError | None
+
+    def header_entry(self) -> str:
+        if self.error is not None:
+            outcome = self.error.code
+        elif self.fetched is None:
+            outcome = "skipped"
+        else:
+            outcome = self.fetched.cache
+            if self.fetched.attempts > 1:
+                outcome += f" retried={self.fetched.attempts - 1}"
+        return f'{self.name};dur={self.seconds * 1000:.1f};desc="{self.upstream} {outcome}"'
+
+
 @dataclass
 class Parts:
-    """The validated results of an aggregate's fetches, and what is missing."""
+    """The validated results of an aggregate's fetches, what is missing, what is stale, and how long each took."""
 
     args: Mapping[str, Any]
     results: dict[str, Any]
     missing: list[dict[str, str]] = field(default_factory=list)
-    durations: dict[str, float] = field(default_factory=dict)
+    stale: list[dict[str, Any]] = field(default_factory=list)
+    timings: list[Timing] = field(default_factory=list)
 
     def get(self, name: str) -> Any:
         """A fetch's validated data, or None when it failed, was skipped, or was not attempted."""
         return self.results.get(name)
 
+    def server_timing(self) -> str:
+        return ", ".join(timing.header_entry() for timing in self.timings)
+
 
 def missing_entry(source: str, error: UpstreamError) -> dict[str, str]:
     return {"source": source, "upstream": error.upstream, "code": error.code, "detail": error.detail}
+
+
+def stale_entry(source: str, upstream: str, fetched: Fetched) -> dict[str, Any]:
+    error = fetched.error
+    return {
+        "source": source,
+        "upstream": upstream,
+        "age": round(fetched.age or 0.0, 3),
+        "code": error.code if error else "stale",
+        "detail": "Served from the last good response because the upstream failed: "
+        + (error.detail if error else "unknown error."),
+    }
 
 
 class Aggregate:
@@ -103,21 +143,33 @@ class Aggregate:
     def upstream_names(cls) -> set[str]:
         return {fetch.upstream for fetch in cls.fetches.values()}
 
-    async def build(self, args: Mapping[str, Any]) -> Any:
-        """Run every fetch and return `shape()`'s result; raises the first required fetch's failure."""
-        parts = await self.gather(args)
-        return self.shape(parts)
+    async def build(self, args: Mapping[str, Any], *, deadline: float | None = None) -> tuple[Any, Parts]:
+        """Run every fetch; return `shape()`'s result and the parts (for timings). Raises a required failure."""
+        parts = await self.gather(args, deadline=deadline)
+        return self.shape(parts), parts
 
-    async def gather(self, args: Mapping[str, Any]) -> Parts:
-        calls = [self._call(name, fetch, args) for name, fetch in self.fetches.items()]
-        outcome = await fan_out(calls, deadline=settings.AGGREGATE_DEADLINE)
+    async def gather(self, args: Mapping[str, Any], *, deadline: float | None = None) -> Parts:
+        """`deadline` (seconds) can only shorten settings.AGGREGATE_DEADLINE."""
+        limit = settings.AGGREGATE_DEADLINE if deadline is None else min(deadline, settings.AGGREGATE_DEADLINE)
+        fetched: dict[str, Fetched] = {}
+        calls = [self._call(name, fetch, args, fetched) for name, fetch in self.fetches.items()]
+        outcome = await fan_out(calls, deadline=limit)
         missing = [missing_entry(name, error) for name, error in outcome.failures.items()]
-        return Parts(args=args, results=outcome.results, missing=missing, durations=outcome.durations)
+        stale = [
+            stale_entry(name, self.fetches[name].upstream, result)
+            for name, result in fetched.items()
+            if result.cache == "stale" and name in outcome.results
+        ]
+        timings = [
+            Timing(name, self.fetches[name].upstream, seconds, fetched.get(name), outcome.failures.get(name))
+            for name, seconds in outcome.durations.items()
+        ]
+        return Parts(args=args, results=outcome.results, missing=missing, stale=stale, timings=timings)
 
     def shape(self, parts: Parts) -> Any:
         raise NotImplementedError
 
-    def _call(self, name: str, fetch: Fetch, args: Mapping[str, Any]) -> Call:
+    def _call(self, name: str, fetch: Fetch, args: Mapping[str, Any], fetched: dict[str, Fetched]) -> Call:
         async def run(needed: Mapping[str, Any]) -> Any:
             inputs = Inputs(args=args, results=needed)
             if fetch.when is not None and not fetch.when(inputs):
@@ -125,12 +177,13 @@ class Aggregate:
             client = get_registry().client(fetch.upstream)
             params = fetch.params(inputs) if fetch.params else None
             try:
-                payload = await client.get_json(fetch.build_path(inputs), params=params)
+                result = await client.fetch_json(fetch.build_path(inputs), params=params, ttl=fetch.cache_ttl)
             except UpstreamNotFound:
                 if fetch.not_found is not None:
                     raise exceptions.NotFound(fetch.not_found.format_map(dict(args))) from None
                 raise
-            return validate_payload(fetch.upstream, fetch.serializer, payload)
+            fetched[name] = result
+            return validate_payload(fetch.upstream, fetch.serializer, result.payload)
 
         return Call(name=name, upstream=fetch.upstream, run=run, needs=fetch.needs, required=fetch.required)
 

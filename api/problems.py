@@ -12,6 +12,7 @@ response never carries exception text or a traceback: those go to the log, with 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
@@ -22,6 +23,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from rest_framework import exceptions
 
 from upstreams import (
+    CircuitOpen,
     UpstreamError,
     UpstreamPayloadInvalid,
     UpstreamTimeout,
@@ -110,7 +112,10 @@ def _upstream_problem(exc: UpstreamError) -> HttpResponse:
     errors = None
     if isinstance(exc, UpstreamPayloadInvalid):
         errors = [{"field": path, "code": code} for path, code in exc.fields.items()]
-    return problem_response(status, exc.code, exc.detail, upstream=exc.upstream, errors=errors)
+    headers = {}
+    if isinstance(exc, CircuitOpen):
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    return problem_response(status, exc.code, exc.detail, upstream=exc.upstream, errors=errors, headers=headers)
 
 
 def _field_errors(detail: Any, path: str = "") -> list[dict[str, str]]:

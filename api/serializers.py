@@ -78,6 +78,18 @@ class MissingPart(serializers.Serializer):
     detail = serializers.CharField(help_text="Human-readable reason.")
 
 
+class StalePart(serializers.Serializer):
+    """A part answered from the last good response because its upstream failed (stale-if-error)."""
+
+    source = serializers.CharField(  # type: ignore[assignment]  # a declared field, not Field.source
+        help_text="The part of the response that is stale."
+    )
+    upstream = serializers.CharField(help_text="The upstream service that failed.")
+    age = serializers.FloatField(help_text="Seconds since the stale copy was fetched.")
+    code = serializers.CharField(help_text="Why the upstream call failed, e.g. `upstream_timeout`.")
+    detail = serializers.CharField()
+
+
 @extend_schema_serializer(many=False)
 class ExternalData(SlowData):
     """One upstream payload, validated and passed on."""
@@ -138,6 +150,7 @@ class ProductOverview(Product):
     inventory = Stock(allow_null=True, help_text="Null when the inventory service failed (see `missing`).")
     reviews = Reviews(allow_null=True, help_text="Null when the reviews service failed (see `missing`).")
     missing = MissingPart(many=True, help_text="Optional parts that could not be filled; empty when complete.")
+    stale = StalePart(many=True, help_text="Parts answered from a cached copy because the upstream failed.")
 
 
 @extend_schema_serializer(many=False)

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.http import HttpResponse, HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
@@ -26,7 +26,8 @@ from upstreams import get_registry
 
 from . import aggregates
 from . import serializers as s
-from .schema import problems
+from .aggregation import Aggregate, Parts
+from .schema import AGGREGATE_HEADERS, problems
 
 __all__ = ["ExternalDataViewSet", "HealthView", "MultipleExternalDataViewSet", "ProductViewSet", "UpstreamViewSet"]
 
@@ -86,18 +87,46 @@ class TributaryViewSet(OnLoopAPIView, ViewSet):
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
 
+    def requested_deadline(self) -> float | None:
+        """The client's own deadline from the `Request-Timeout` header (seconds); it can only shorten ours."""
+        raw = self.request.headers.get(REQUEST_TIMEOUT_HEADER)
+        if raw is None:
+            return None
+        try:
+            seconds = float(raw)
+        except ValueError:
+            seconds = -1.0
+        if not 0 < seconds <= 3600:
+            raise exceptions.ValidationError(
+                {REQUEST_TIMEOUT_HEADER: ["Must be a number of seconds greater than 0 and at most 3600."]},
+                code="invalid",
+            )
+        return seconds
+
+    async def aggregate(self, aggregate: Aggregate, args: Mapping[str, Any]) -> tuple[Any, Parts]:
+        return await aggregate.build(args, deadline=self.requested_deadline())
+
+    @staticmethod
+    def respond(data: Any, parts: Parts, serializer_class: type[serializers.Serializer]) -> Response:
+        """The shaped body, with one Server-Timing entry per upstream call (the browser's waterfall)."""
+        return Response(serializer_class(data).data, headers={"Server-Timing": parts.server_timing()})
+
+
+REQUEST_TIMEOUT_HEADER = "Request-Timeout"
+
 
 class ExternalDataViewSet(TributaryViewSet):
     @extend_schema(
         operation_id="get_external_data",
         summary="One upstream payload",
         description="Fetches `slow_data` from the `slow` upstream, validates it and returns it.",
-        responses={200: s.ExternalData, **problems(500, 502, 503, 504)},
+        parameters=AGGREGATE_HEADERS,
+        responses={200: s.ExternalData, **problems(400, 500, 502, 503, 504)},
         tags=["examples"],
     )
     async def list(self, request: Request) -> Response:
-        data = await aggregates.ExternalData().build({})
-        return Response(s.ExternalData(data).data)
+        data, parts = await self.aggregate(aggregates.ExternalData(), {})
+        return self.respond(data, parts, s.ExternalData)
 
 
 class MultipleExternalDataViewSet(TributaryViewSet):
@@ -105,12 +134,13 @@ class MultipleExternalDataViewSet(TributaryViewSet):
         operation_id="get_multiple_external_data",
         summary="Three upstream payloads, fetched concurrently",
         description="Takes about as long as the slowest of the three calls, not their sum.",
-        responses={200: s.MultipleExternalData, **problems(500, 502, 503, 504)},
+        parameters=AGGREGATE_HEADERS,
+        responses={200: s.MultipleExternalData, **problems(400, 500, 502, 503, 504)},
         tags=["examples"],
     )
     async def list(self, request: Request) -> Response:
-        data = await aggregates.MultipleExternalData().build({})
-        return Response(s.MultipleExternalData(data).data)
+        data, parts = await self.aggregate(aggregates.MultipleExternalData(), {})
+        return self.respond(data, parts, s.MultipleExternalData)
 
 
 class ProductViewSet(TributaryViewSet):
@@ -121,15 +151,15 @@ class ProductViewSet(TributaryViewSet):
         operation_id="list_products",
         summary="A page of products",
         description="The catalog, one page at a time, with links to the next and previous pages.",
-        parameters=[s.ProductListQuery],
+        parameters=[s.ProductListQuery, *AGGREGATE_HEADERS],
         responses={200: s.ProductPage, **problems(400, 500, 502, 503, 504)},
         tags=["products"],
     )
     async def list(self, request: Request) -> Response:
         query = self.query(s.ProductListQuery)
-        data = await aggregates.ProductList().build(query)
+        data, parts = await self.aggregate(aggregates.ProductList(), query)
         data["next"], data["previous"] = self._links(request, count=data["count"], **query)
-        return Response(s.ProductPage(data).data)
+        return self.respond(data, parts, s.ProductPage)
 
     @extend_schema(
         operation_id="get_product_overview",
@@ -139,14 +169,18 @@ class ProductViewSet(TributaryViewSet):
             "and fx (with `?currency=`) are optional: when one fails the response is still 200, that part is null, "
             "and `missing` says which part failed and why."
         ),
-        parameters=[OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH), s.ProductOverviewQuery],
+        parameters=[
+            OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH),
+            s.ProductOverviewQuery,
+            *AGGREGATE_HEADERS,
+        ],
         responses={200: s.ProductOverview, **problems(400, 404, 500, 502, 503, 504)},
         tags=["products"],
     )
     async def retrieve(self, request: Request, id: str) -> Response:
         query = self.query(s.ProductOverviewQuery)
-        data = await aggregates.ProductOverview().build({"id": int(id), **query})
-        return Response(s.ProductOverview(data).data)
+        data, parts = await self.aggregate(aggregates.ProductOverview(), {"id": int(id), **query})
+        return self.respond(data, parts, s.ProductOverview)
 
     @staticmethod
     def _links(request: Request, *, count: int, page: int, page_size: int) -> tuple[str | None, str | None]:

@@ -3,10 +3,21 @@
 This package never imports the web layer (DRF, adrf, django.http): `api/` builds on it, not the other way round.
 """
 
-from .client import TransportFactory, UpstreamClient, aiohttp_transport, httpx_transport
-from .config import ConfigError, UpstreamConfig, env_prefix, parse_upstreams
-from .context import REQUEST_ID_HEADER, request_id
+from .breaker import BreakerState, CircuitBreaker, is_fault
+from .client import Fetched, TransportFactory, UpstreamClient, aiohttp_transport, httpx_transport, parse_retry_after
+from .config import (
+    BreakerPolicy,
+    BulkheadPolicy,
+    CachePolicy,
+    ConfigError,
+    RetryPolicy,
+    UpstreamConfig,
+    env_prefix,
+    parse_upstreams,
+)
+from .context import REQUEST_ID_HEADER, deadline, remaining, request_id
 from .errors import (
+    CircuitOpen,
     DeadlineExceeded,
     DependencyFailed,
     UpstreamBadContentType,
@@ -18,6 +29,7 @@ from .errors import (
     UpstreamNotFound,
     UpstreamPayloadInvalid,
     UpstreamProtocolError,
+    UpstreamSaturated,
     UpstreamStatusError,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -28,11 +40,19 @@ from .registry import TRANSPORTS, UnknownUpstream, UpstreamRegistry, close_regis
 __all__ = [
     "REQUEST_ID_HEADER",
     "TRANSPORTS",
+    "BreakerPolicy",
+    "BreakerState",
+    "BulkheadPolicy",
+    "CachePolicy",
     "Call",
+    "CircuitBreaker",
+    "CircuitOpen",
     "ConfigError",
     "DeadlineExceeded",
     "DependencyFailed",
+    "Fetched",
     "Outcome",
+    "RetryPolicy",
     "TransportFactory",
     "UnknownUpstream",
     "UpstreamBadContentType",
@@ -47,16 +67,21 @@ __all__ = [
     "UpstreamPayloadInvalid",
     "UpstreamProtocolError",
     "UpstreamRegistry",
+    "UpstreamSaturated",
     "UpstreamStatusError",
     "UpstreamTimeout",
     "UpstreamUnavailable",
     "aiohttp_transport",
     "close_registry",
+    "deadline",
     "env_prefix",
     "fan_out",
     "get_registry",
     "httpx_transport",
+    "is_fault",
+    "parse_retry_after",
     "parse_upstreams",
+    "remaining",
     "request_id",
     "set_registry",
     "validate_calls",

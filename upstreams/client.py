@@ -2,9 +2,14 @@
 
 The layers, outermost first, each doing one thing:
 
-    get_json            decode the body (orjson) or raise UpstreamInvalidJSON
-    _get_body           the call's total time budget (connect + headers + body), enforced by asyncio
-    _send               the HTTP exchange: status, content type, and a body read with a size limit
+    fetch_json          decode the body (orjson) or raise UpstreamInvalidJSON; report how the answer was obtained
+    _cached             answer fresh hits from the cache; on a fault, answer from a stale copy (stale-if-error)
+    _coalesced          identical concurrent calls share one upstream request (single flight)
+    _with_retries       retry idempotent failures: full-jitter backoff or the upstream's Retry-After, never past
+                        the request's deadline (stamina runs the loop)
+    _attempt            one request: circuit breaker check, bulkhead slot, and the attempt's time budget (the
+                        smaller of the upstream's timeout and what is left of the request's deadline)
+    _exchange           the HTTP exchange: status, content type, and a body read with a size limit
     map_httpx_errors    httpx/transport exceptions -> the upstream error tree
 
 The transport is injected (`TransportFactory`), so tests can swap in `httpx.MockTransport` or respx. By default it is
@@ -15,31 +20,92 @@ httpx-aiohttp's `AiohttpTransport`: httpx's own pool is an order of magnitude sl
 from __future__ import annotations
 
 import asyncio
+import random
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
 
 import httpx
 import orjson
+import stamina
 from httpx_aiohttp import AiohttpTransport
 
+from . import context
+from .breaker import CircuitBreaker, is_fault
+from .bulkhead import Bulkhead
+from .cache import CacheEntry, ResponseCache
 from .config import UpstreamConfig
-from .context import REQUEST_ID_HEADER, request_id
 from .errors import (
+    DeadlineExceeded,
     UpstreamBadContentType,
     UpstreamBodyTooLarge,
     UpstreamConnectError,
+    UpstreamError,
     UpstreamInvalidJSON,
     UpstreamNotFound,
     UpstreamProtocolError,
+    UpstreamSaturated,
     UpstreamStatusError,
     UpstreamTimeout,
 )
+from .singleflight import SingleFlight
 
-__all__ = ["TransportFactory", "UpstreamClient", "aiohttp_transport", "httpx_transport", "map_httpx_errors"]
+__all__ = [
+    "Fetched",
+    "TransportFactory",
+    "UpstreamClient",
+    "aiohttp_transport",
+    "httpx_transport",
+    "map_httpx_errors",
+    "parse_retry_after",
+]
 
 TransportFactory = Callable[[UpstreamConfig], httpx.AsyncBaseTransport]
 QueryParams = Mapping[str, str | int | float | None]
+CacheStatus = Literal["miss", "hit", "revalidated", "stale", "shared"]
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+# No attempt starts with less time than this left: it could not finish, and would only add load.
+MIN_ATTEMPT_SECONDS = 0.01
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A decoded payload and how it was obtained (for Server-Timing and for reporting stale parts)."""
+
+    payload: Any
+    cache: CacheStatus
+    attempts: int
+    age: float | None = None  # seconds, for cached answers
+    error: UpstreamError | None = None  # for stale answers: the failure the stale copy stands in for
+
+
+@dataclass(frozen=True)
+class _Raw:
+    status: int
+    body: bytes
+    headers: Mapping[str, str]
+    attempts: int
+    error: UpstreamError | None = None  # set on a stale answer: the failure it stands in for
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """`Retry-After` as seconds from now: delta-seconds or an HTTP-date (RFC 9110 10.2.3); None if unusable."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def aiohttp_transport(config: UpstreamConfig) -> httpx.AsyncBaseTransport:
@@ -75,27 +141,50 @@ def map_httpx_errors(upstream: str) -> Iterator[None]:
 
 
 class UpstreamClient:
-    """Calls one upstream. Create one per upstream per event loop (see `UpstreamRegistry`), never per request."""
+    """Calls one upstream. Create one per upstream per event loop (see `UpstreamRegistry`), never per request.
 
-    def __init__(self, config: UpstreamConfig, *, transport: httpx.AsyncBaseTransport) -> None:
+    The breaker and the cache are shared by the whole process (passed in); the HTTP pool, the bulkhead and the
+    single-flight table belong to this client's event loop.
+    """
+
+    def __init__(
+        self,
+        config: UpstreamConfig,
+        *,
+        transport: httpx.AsyncBaseTransport,
+        breaker: CircuitBreaker | None = None,
+        cache: ResponseCache | None = None,
+    ) -> None:
         self.config = config
         self.name = config.name
+        self.breaker = breaker or CircuitBreaker(config.name, config.breaker)
+        self.cache = cache or ResponseCache(config.name, config.cache)
+        self.bulkhead = Bulkhead(config.name, config.bulkhead)
+        self.flights = SingleFlight()
         self._client = httpx.AsyncClient(
             base_url=config.base_url + "/",
             transport=transport,
             headers=config.request_headers(),
-            # The total budget is enforced around the whole call in _get_body; these bound each phase.
+            # The attempt's whole budget is enforced around it in _attempt; these bound each phase.
             timeout=httpx.Timeout(config.timeout, connect=config.connect_timeout),
             follow_redirects=False,
         )
 
-    async def get_json(self, path: str, *, params: QueryParams | None = None, timeout: float | None = None) -> Any:
-        """GET `path` (relative to the base URL) and return the decoded JSON; `timeout` can only shorten the budget."""
-        body = await self._get_body(path, params=params, timeout=timeout)
+    async def get_json(self, path: str, *, params: QueryParams | None = None) -> Any:
+        """GET `path` (relative to the base URL) and return the decoded JSON."""
+        return (await self.fetch_json(path, params=params)).payload
+
+    async def fetch_json(self, path: str, *, params: QueryParams | None = None, ttl: float | None = None) -> Fetched:
+        """GET `path` through cache, coalescing, retries, breaker and bulkhead; `ttl` overrides CACHE_TTL."""
+        request = self._client.build_request("GET", path.lstrip("/"), params=_clean(params))
+        url = str(request.url)
+        raw, cache_status, entry = await self._cached(url, ttl)
         try:
-            return orjson.loads(body)
+            payload = orjson.loads(raw.body)
         except orjson.JSONDecodeError:
             raise UpstreamInvalidJSON(self.name) from None
+        age = entry.age(time.time()) if entry is not None and cache_status in ("hit", "stale") else None
+        return Fetched(payload, cache_status, raw.attempts, age=age, error=raw.error)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -104,30 +193,116 @@ class UpstreamClient:
     def is_closed(self) -> bool:
         return self._client.is_closed
 
-    async def _get_body(self, path: str, *, params: QueryParams | None, timeout: float | None) -> bytes:
-        budget = self.config.timeout if timeout is None else min(timeout, self.config.timeout)
+    async def _cached(self, url: str, ttl: float | None) -> tuple[_Raw, CacheStatus, CacheEntry | None]:
+        entry = await self.cache.get(url)
+        if entry is not None and entry.is_fresh(time.time()):
+            return _Raw(200, entry.body, {}, attempts=0), "hit", entry
         try:
-            async with asyncio.timeout(budget):
-                return await self._send(path, params=params)
-        except TimeoutError:
-            raise UpstreamTimeout(self.name) from None
+            raw, shared = await self.flights.run(url, lambda: self._refresh(url, entry, ttl))
+        except UpstreamError as exc:
+            if entry is not None and is_fault(exc) and entry.stale_usable(time.time(), self.cache.policy):
+                return _Raw(200, entry.body, {}, attempts=0, error=exc), "stale", entry
+            raise
+        if shared:
+            return raw, "shared", entry
+        return raw, ("revalidated" if raw.status == 304 else "miss"), entry
 
-    async def _send(self, path: str, *, params: QueryParams | None) -> bytes:
-        headers = {}
-        if (rid := request_id.get()) is not None:
-            headers[REQUEST_ID_HEADER] = rid
-        clean_params = {k: v for k, v in (params or {}).items() if v is not None}
+    async def _refresh(self, url: str, entry: CacheEntry | None, ttl: float | None) -> _Raw:
+        """Call the upstream (revalidating `entry` if it has an ETag) and store what may be stored."""
+        headers = {"If-None-Match": entry.etag} if entry is not None and entry.etag else {}
+        raw = await self._with_retries(url, headers)
+        if raw.status == 304 and entry is not None:
+            await self.cache.refresh(url, entry, raw.headers, ttl=ttl)
+            return _Raw(304, entry.body, raw.headers, raw.attempts)
+        await self.cache.store(url, raw.body, raw.headers, ttl=ttl)
+        return raw
+
+    async def _with_retries(self, url: str, headers: Mapping[str, str]) -> _Raw:
+        policy = self.config.retry
+        attempts = 0
+
+        def backoff(exc: Exception) -> bool | float:
+            return self._backoff(exc, attempts)
+
+        async for attempt in stamina.retry_context(
+            on=backoff, attempts=policy.retries + 1, timeout=None, wait_initial=0, wait_max=0, wait_jitter=0
+        ):
+            with attempt:
+                attempts += 1
+                raw = await self._attempt(url, headers)
+                return _Raw(raw.status, raw.body, raw.headers, attempts)
+        raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
+
+    def _backoff(self, exc: Exception, attempts: int) -> bool | float:
+        """stamina's hook: False to give up, else the seconds to wait before the next attempt."""
+        if not _retryable(exc):
+            return False
+        policy = self.config.retry
+        retry_after = exc.retry_after if isinstance(exc, UpstreamStatusError) else None
+        if retry_after is not None:
+            if retry_after > policy.retry_after_max:
+                return False  # the upstream asks for longer than we are willing to hold the request
+            wait = retry_after
+        else:  # full jitter: uniform over [0, min(max, base * 2^(n-1))]
+            wait = random.uniform(0, min(policy.backoff_max, policy.backoff * 2 ** (attempts - 1)))  # noqa: S311
+        left = context.remaining()
+        if left is not None and wait + MIN_ATTEMPT_SECONDS >= left:
+            return False  # the next attempt could not finish before the request's deadline
+        return wait
+
+    async def _attempt(self, url: str, headers: Mapping[str, str]) -> _Raw:
+        """One request: admitted by the breaker, inside a bulkhead slot, within the attempt's time budget."""
+        self._check_deadline()
+        self.breaker.before_call()
+        try:
+            async with self.bulkhead.slot(wait=self._budget()):
+                budget = self._budget()  # again: waiting for the slot used some of it
+                try:
+                    async with asyncio.timeout(budget):
+                        raw = await self._exchange(url, headers)
+                except TimeoutError:
+                    cut_short = budget < self.config.timeout  # by the request's deadline
+                    raise (DeadlineExceeded if cut_short else UpstreamTimeout)(self.name) from None
+        except UpstreamSaturated:
+            self.breaker.release()  # never reached the upstream: no verdict on its health
+            raise
+        except UpstreamError as exc:
+            self.breaker.record(exc)
+            raise
+        except BaseException:
+            self.breaker.release()  # cancelled: no verdict either
+            raise
+        self.breaker.record(None)
+        return raw
+
+    def _budget(self) -> float:
+        """The attempt's time: the upstream's timeout, or less if the request's deadline is nearer."""
+        left = context.remaining()
+        return self.config.timeout if left is None else max(0.0, min(self.config.timeout, left))
+
+    def _check_deadline(self) -> None:
+        left = context.remaining()
+        if left is not None and left < MIN_ATTEMPT_SECONDS:
+            raise DeadlineExceeded(self.name)
+
+    async def _exchange(self, url: str, headers: Mapping[str, str]) -> _Raw:
+        request_headers = dict(headers)
+        if (rid := context.request_id.get()) is not None:
+            request_headers[context.REQUEST_ID_HEADER] = rid
         with map_httpx_errors(self.name):
-            async with self._client.stream("GET", path.lstrip("/"), params=clean_params, headers=headers) as response:
+            async with self._client.stream("GET", url, headers=request_headers) as response:
+                if response.status_code == 304 and "If-None-Match" in headers:
+                    return _Raw(304, b"", response.headers, attempts=1)
                 self._check_status(response)
                 self._check_content_type(response)
-                return await self._read_limited(response)
+                return _Raw(200, await self._read_limited(response), response.headers, attempts=1)
 
     def _check_status(self, response: httpx.Response) -> None:
         if response.status_code == 404:
             raise UpstreamNotFound(self.name)
         if not 200 <= response.status_code < 300:
-            raise UpstreamStatusError(self.name, response.status_code)
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            raise UpstreamStatusError(self.name, response.status_code, retry_after=retry_after)
 
     def _check_content_type(self, response: httpx.Response) -> None:
         content_type = response.headers.get("content-type")
@@ -149,3 +324,16 @@ class UpstreamClient:
             if len(body) > limit:
                 raise UpstreamBodyTooLarge(self.name, limit)
         return bytes(body)
+
+
+def _retryable(exc: Exception) -> bool:
+    """Idempotent GETs are retried on connect errors, timeouts, broken exchanges, 429, 502, 503 and 504."""
+    if isinstance(exc, UpstreamStatusError):
+        return exc.status_code in RETRY_STATUSES
+    if isinstance(exc, DeadlineExceeded):
+        return False
+    return isinstance(exc, UpstreamConnectError | UpstreamTimeout | UpstreamProtocolError)
+
+
+def _clean(params: QueryParams | None) -> dict[str, str | int | float]:
+    return {key: value for key, value in (params or {}).items() if value is not None}

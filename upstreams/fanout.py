@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import context
 from .errors import DeadlineExceeded, DependencyFailed, UpstreamError
 
 __all__ = ["Call", "Outcome", "fan_out", "validate_calls"]
@@ -82,6 +83,8 @@ class _FanOut:
         self.outcome = Outcome()
 
     async def run(self) -> Outcome:
+        # Every call's task copies this context: upstream attempts size themselves to what is left.
+        token = context.deadline.set(time.monotonic() + (self.ends_at - self.loop.time()))
         try:
             self._start_ready()
             while self.running:
@@ -97,6 +100,7 @@ class _FanOut:
                 self._start_ready()
             return self.outcome
         finally:
+            context.deadline.reset(token)
             await self._cancel_running()
 
     def _start_ready(self) -> None:

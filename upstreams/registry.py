@@ -15,6 +15,8 @@ import threading
 import weakref
 from collections.abc import Mapping
 
+from .breaker import CircuitBreaker
+from .cache import ResponseCache
 from .client import TransportFactory, UpstreamClient, aiohttp_transport, httpx_transport
 from .config import UpstreamConfig, parse_upstreams
 
@@ -33,6 +35,10 @@ class UpstreamRegistry:
     ) -> None:
         self.configs = dict(configs)
         self.transport_factory = transport_factory
+        # Process-wide, whichever loop a call runs on: what one request learns about an upstream's health, the
+        # next one uses.
+        self.breakers = {name: CircuitBreaker(name, config.breaker) for name, config in self.configs.items()}
+        self.caches = {name: ResponseCache(name, config.cache) for name, config in self.configs.items()}
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, UpstreamClient]] = (
             weakref.WeakKeyDictionary()
         )
@@ -49,7 +55,12 @@ class UpstreamRegistry:
                 config = self.configs[name]
             except KeyError:
                 raise UnknownUpstream(f"no upstream named {name!r} is configured") from None
-            client = clients[name] = UpstreamClient(config, transport=self.transport_factory(config))
+            client = clients[name] = UpstreamClient(
+                config,
+                transport=self.transport_factory(config),
+                breaker=self.breakers[name],
+                cache=self.caches[name],
+            )
         return client
 
     def open_clients(self) -> int:

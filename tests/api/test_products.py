@@ -56,6 +56,7 @@ async def test_overview_composes_all_four_upstreams(api: Any, healthy: respx.Moc
         "inventory": {"available": 3, "in_stock": True, "warehouse": "AMS-1", "updated_at": "2026-01-01T00:00:00Z"},
         "reviews": {"average_rating": 4.5, "count": 12},
         "missing": [],
+        "stale": [],
     }
 
 

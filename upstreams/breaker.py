@@ -1,0 +1,144 @@
+"""Circuit breaker: stop calling an upstream that keeps failing, and try again carefully after a cool-down.
+
+    closed ──(N consecutive faults, or fault ratio over the window)──▶ open ──(cooldown passes)──▶ half_open
+      ▲                                                                 ▲                              │
+      └──────────────────────(the probe succeeds)───────────────────────┼──────────────(the probe fails)┘
+
+While open, calls fail at once with `CircuitOpen` (and a `retry_after`). Half-open lets one probe call through at a
+time. Only upstream *faults* count (see `is_fault`): a 404 or a 400 is the upstream working as designed.
+
+State is per process: each worker learns about an upstream's health from its own calls.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from .config import BreakerPolicy
+from .errors import (
+    CircuitOpen,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamSaturated,
+    UpstreamStatusError,
+    UpstreamUnavailable,
+)
+
+__all__ = ["BreakerState", "CircuitBreaker", "is_fault"]
+
+
+class BreakerState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+def is_fault(error: UpstreamError) -> bool:
+    """Does this failure say the upstream is unhealthy? (Our own fail-fast errors do not count.)"""
+    if isinstance(error, CircuitOpen | UpstreamSaturated):
+        return False
+    if isinstance(error, UpstreamStatusError):
+        return error.status_code >= 500 or error.status_code == 429
+    return isinstance(error, UpstreamUnavailable | UpstreamProtocolError)
+
+
+@dataclass
+class _Window:
+    """Outcomes of the last `window` seconds, for the failure ratio."""
+
+    outcomes: deque[tuple[float, bool]] = field(default_factory=deque)
+    failures: int = 0
+
+    def add(self, now: float, failed: bool, window: float) -> None:
+        self.outcomes.append((now, failed))
+        self.failures += failed
+        while self.outcomes and self.outcomes[0][0] < now - window:
+            _, old_failed = self.outcomes.popleft()
+            self.failures -= old_failed
+
+    def clear(self) -> None:
+        self.outcomes.clear()
+        self.failures = 0
+
+
+class CircuitBreaker:
+    """One upstream's breaker, shared by every event loop of the process. Methods never block."""
+
+    def __init__(self, name: str, policy: BreakerPolicy, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.name = name
+        self.policy = policy
+        self._clock = clock
+        self._state = BreakerState.CLOSED
+        self._consecutive = 0
+        self._window = _Window()
+        self._opened_at = 0.0
+        self._probing = False
+
+    @property
+    def state(self) -> BreakerState:
+        if self._state is BreakerState.OPEN and self._cooldown_left() <= 0:
+            return BreakerState.HALF_OPEN
+        return self._state
+
+    def before_call(self) -> None:
+        """Raise `CircuitOpen` unless a call may go out now. A half-open breaker admits one probe at a time."""
+        if not self.policy.enabled:
+            return
+        state = self.state
+        if state is BreakerState.CLOSED:
+            return
+        if state is BreakerState.OPEN:
+            raise CircuitOpen(self.name, retry_after=self._cooldown_left())
+        if self._probing:
+            raise CircuitOpen(self.name, retry_after=min(1.0, self.policy.cooldown))
+        self._state = BreakerState.HALF_OPEN
+        self._probing = True
+
+    def record(self, error: UpstreamError | None) -> None:
+        """The outcome of a call admitted by `before_call`: None for an answer, else the error it ended with."""
+        if not self.policy.enabled:
+            return
+        failed = error is not None and is_fault(error)
+        was_probe, self._probing = self._probing, False
+        if was_probe:
+            self._close() if not failed else self._open()
+            return
+        now = self._clock()
+        self._window.add(now, failed, self.policy.window)
+        self._consecutive = self._consecutive + 1 if failed else 0
+        if failed and self._state is BreakerState.CLOSED and self._should_open():
+            self._open()
+
+    def release(self) -> None:
+        """A call admitted by `before_call` ended without a verdict (cancelled): free the probe slot."""
+        self._probing = False
+
+    def snapshot(self) -> dict[str, object]:
+        return {"state": self.state.value, "consecutive_failures": self._consecutive, "retry_after": self.retry_after}
+
+    @property
+    def retry_after(self) -> float | None:
+        return round(self._cooldown_left(), 3) if self.state is BreakerState.OPEN else None
+
+    def _should_open(self) -> bool:
+        policy = self.policy
+        if self._consecutive >= policy.failures:
+            return True
+        calls = len(self._window.outcomes)
+        return calls >= policy.min_calls and self._window.failures / calls >= policy.failure_ratio
+
+    def _open(self) -> None:
+        self._state = BreakerState.OPEN
+        self._opened_at = self._clock()
+
+    def _close(self) -> None:
+        self._state = BreakerState.CLOSED
+        self._consecutive = 0
+        self._window.clear()
+
+    def _cooldown_left(self) -> float:
+        return max(0.0, self._opened_at + self.policy.cooldown - self._clock())

@@ -1,0 +1,118 @@
+"""The upstream response cache: HTTP caching semantics over Django's cache framework.
+
+What is stored is the raw JSON body with its ETag and two deadlines (wall-clock seconds, so entries mean the same to
+every process sharing a Redis cache):
+
+    fresh_until   answer from the cache without calling the upstream
+    keep_until    past freshness, still useful: revalidate with If-None-Match (304 -> fresh again), or answer a
+                  failed call with it while within the stale-if-error window
+
+Freshness comes from the upstream's `Cache-Control` when it has one (`s-maxage`/`max-age`; `no-store` and `private`
+mean "do not store", `no-cache` means "store, but revalidate every time"), otherwise from the call's TTL or the
+upstream's `CACHE_TTL`.
+
+Local-memory caches are called synchronously (a dictionary look-up); any other backend through Django's async API.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .config import CachePolicy
+
+__all__ = ["CacheEntry", "ResponseCache", "freshness"]
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    body: bytes
+    etag: str | None
+    stored_at: float
+    fresh_until: float
+    keep_until: float
+
+    def is_fresh(self, now: float) -> bool:
+        return now < self.fresh_until
+
+    def age(self, now: float) -> float:
+        return max(0.0, now - self.stored_at)
+
+    def stale_usable(self, now: float, policy: CachePolicy) -> bool:
+        """May this entry answer a failed call now (stale-if-error)?"""
+        return now < self.fresh_until + policy.stale_if_error
+
+
+def _directives(headers: Mapping[str, str]) -> dict[str, str | None]:
+    directives: dict[str, str | None] = {}
+    for part in headers.get("cache-control", "").split(","):
+        name, _, value = part.strip().partition("=")
+        if name:
+            directives[name.lower()] = value.strip('"') or None
+    return directives
+
+
+def freshness(headers: Mapping[str, str], *, default_ttl: float) -> float | None:
+    """Seconds the response stays fresh, or None when it must not be stored at all."""
+    directives = _directives(headers)
+    if "no-store" in directives or "private" in directives:
+        return None
+    if "no-cache" in directives:
+        return 0.0
+    for name in ("s-maxage", "max-age"):  # we are a shared cache: s-maxage wins
+        value = directives.get(name)
+        if value is not None and value.isdigit():
+            return float(value)
+    return default_ttl
+
+
+class ResponseCache:
+    """One upstream's view of the shared cache (keys are namespaced by upstream name)."""
+
+    def __init__(self, name: str, policy: CachePolicy, *, alias: str = "default") -> None:
+        self.name = name
+        self.policy = policy
+        self.alias = alias
+
+    def key(self, url: str) -> str:
+        return f"tributary:upstream:{self.name}:{hashlib.sha256(url.encode()).hexdigest()[:40]}"
+
+    async def get(self, url: str) -> CacheEntry | None:
+        cache, is_local = self._backend()
+        value: Any = cache.get(self.key(url)) if is_local else await cache.aget(self.key(url))
+        return value if isinstance(value, CacheEntry) else None
+
+    async def store(self, url: str, body: bytes, headers: Mapping[str, str], *, ttl: float | None) -> float | None:
+        """Store a 200 response as HTTP caching allows; returns its freshness in seconds (None: not stored)."""
+        fresh_for = freshness(headers, default_ttl=self.policy.ttl if ttl is None else ttl)
+        if fresh_for is None:
+            return None
+        etag = headers.get("etag")
+        keep_for = fresh_for + self.policy.stale_if_error
+        if keep_for <= 0 and etag is None:
+            return None  # never fresh, never a fallback, nothing to revalidate with: not worth storing
+        if etag is not None:
+            keep_for = max(keep_for, fresh_for + 3600.0)  # an ETag makes even a stale copy a cheap 304 away
+        now = time.time()
+        entry = CacheEntry(body=body, etag=etag, stored_at=now, fresh_until=now + fresh_for, keep_until=now + keep_for)
+        cache, is_local = self._backend()
+        if is_local:
+            cache.set(self.key(url), entry, timeout=keep_for)
+        else:
+            await cache.aset(self.key(url), entry, timeout=keep_for)
+        return fresh_for
+
+    async def refresh(self, url: str, entry: CacheEntry, headers: Mapping[str, str], *, ttl: float | None) -> None:
+        """A 304 confirmed `entry`: store it again with the new response's freshness."""
+        merged = {"etag": entry.etag or "", **{k.lower(): v for k, v in headers.items()}}
+        await self.store(url, entry.body, merged, ttl=ttl)
+
+    def _backend(self) -> tuple[Any, bool]:
+        from django.core.cache import caches
+        from django.core.cache.backends.locmem import LocMemCache
+
+        cache = caches[self.alias]
+        return cache, isinstance(cache, LocMemCache)
