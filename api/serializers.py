@@ -153,6 +153,15 @@ class ProductOverview(Product):
     stale = StalePart(many=True, help_text="Parts answered from a cached copy because the upstream failed.")
 
 
+class Circuit(serializers.Serializer):
+    state = serializers.ChoiceField(
+        choices=["closed", "open", "half_open"],
+        help_text="closed: calls flow; open: calls fail fast (`circuit_open`); half_open: one probe call at a time.",
+    )
+    consecutive_failures = serializers.IntegerField()
+    retry_after = serializers.FloatField(allow_null=True, help_text="Seconds until a probe is allowed (when open).")
+
+
 @extend_schema_serializer(many=False)
 class UpstreamInfo(serializers.Serializer):
     name = serializers.CharField()
@@ -161,6 +170,11 @@ class UpstreamInfo(serializers.Serializer):
     connect_timeout = serializers.FloatField(help_text="Seconds allowed to connect.")
     max_connections = serializers.IntegerField()
     max_body_bytes = serializers.IntegerField()
+    retries = serializers.IntegerField(help_text="Extra attempts for retryable failures.")
+    max_concurrency = serializers.IntegerField(help_text="Bulkhead: concurrent calls allowed per worker.")
+    cache_ttl = serializers.FloatField(help_text="Seconds a response is cached when the upstream does not say.")
+    stale_if_error = serializers.FloatField(help_text="Seconds past freshness a cached copy may stand in.")
+    circuit = Circuit(help_text="This worker's circuit breaker for the upstream.")
 
 
 @extend_schema_serializer(many=False)
@@ -172,6 +186,17 @@ class UpstreamList(serializers.Serializer):
 @extend_schema_serializer(many=False)
 class Health(serializers.Serializer):
     status = serializers.ChoiceField(choices=["ok"])
+
+
+@extend_schema_serializer(many=False)
+class Readiness(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=["ready", "degraded", "unavailable"],
+        help_text="ready: every circuit closed; degraded: some open; unavailable (503): all open.",
+    )
+    circuits = serializers.DictField(
+        child=serializers.ChoiceField(choices=["closed", "open", "half_open"]), help_text="Circuit state by upstream."
+    )
 
 
 # --- Query parameters ---------------------------------------------------------------------------------------------

@@ -12,4 +12,7 @@ router.register("products", views.ProductViewSet, basename="product")
 router.register("upstreams", views.UpstreamViewSet, basename="upstream")
 
 urlpatterns = router.urls
-health_urlpatterns = [path("healthz", views.HealthView.as_view(), name="healthz")]
+health_urlpatterns = [
+    path("healthz", views.HealthView.as_view(), name="healthz"),
+    path("readyz", views.ReadinessView.as_view(), name="readyz"),
+]

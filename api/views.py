@@ -29,7 +29,14 @@ from . import serializers as s
 from .aggregation import Aggregate, Parts
 from .schema import AGGREGATE_HEADERS, problems
 
-__all__ = ["ExternalDataViewSet", "HealthView", "MultipleExternalDataViewSet", "ProductViewSet", "UpstreamViewSet"]
+__all__ = [
+    "ExternalDataViewSet",
+    "HealthView",
+    "MultipleExternalDataViewSet",
+    "ProductViewSet",
+    "ReadinessView",
+    "UpstreamViewSet",
+]
 
 
 class OnLoopAPIView(APIView):
@@ -202,12 +209,13 @@ class UpstreamViewSet(TributaryViewSet):
     @extend_schema(
         operation_id="list_upstreams",
         summary="The configured upstreams",
-        description="Names, hosts and time limits of the upstream services. Never credentials or headers.",
+        description="Names, hosts, limits, policies and circuit state of the upstream services. Never credentials "
+        "or headers.",
         responses={200: s.UpstreamList, **problems(500)},
         tags=["operations"],
     )
     async def list(self, request: Request) -> Response:
-        configs = get_registry().configs.values()
+        registry = get_registry()
         results = [
             {
                 "name": c.name,
@@ -216,8 +224,13 @@ class UpstreamViewSet(TributaryViewSet):
                 "connect_timeout": c.connect_timeout,
                 "max_connections": c.max_connections,
                 "max_body_bytes": c.max_body_bytes,
+                "retries": c.retry.retries,
+                "max_concurrency": c.bulkhead.max_concurrency,
+                "cache_ttl": c.cache.ttl,
+                "stale_if_error": c.cache.stale_if_error,
+                "circuit": registry.breakers[c.name].snapshot(),
             }
-            for c in configs
+            for c in registry.configs.values()
         ]
         return Response(s.UpstreamList({"deadline": settings.AGGREGATE_DEADLINE, "results": results}).data)
 
@@ -232,3 +245,24 @@ class HealthView(OnLoopAPIView):
     )
     async def get(self, request: Request) -> Response:
         return Response({"status": "ok"})
+
+
+class ReadinessView(OnLoopAPIView):
+    @extend_schema(
+        operation_id="get_readiness",
+        summary="Readiness",
+        description=(
+            "The circuit breakers' view of the upstreams. 200 while at least one upstream can be called (a single "
+            "failing upstream degrades some responses but should not take every instance out of a load "
+            "balancer); 503 when every circuit is open."
+        ),
+        responses={200: s.Readiness, 503: s.Readiness},
+        tags=["operations"],
+    )
+    async def get(self, request: Request) -> Response:
+        circuits = {name: breaker.state.value for name, breaker in get_registry().breakers.items()}
+        open_count = sum(state == "open" for state in circuits.values())
+        status = "degraded" if open_count else "ready"
+        if circuits and open_count == len(circuits):
+            status = "unavailable"
+        return Response({"status": status, "circuits": circuits}, status=503 if status == "unavailable" else 200)

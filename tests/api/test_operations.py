@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from upstreams import set_registry
+from upstreams import get_registry, set_registry
 
 
 async def test_healthz_is_ok_without_calling_upstreams(api: Any, upstream_mock: Any) -> None:
@@ -37,8 +37,32 @@ async def test_upstreams_lists_hosts_and_limits_but_never_secrets(api: Any, sett
             "connect_timeout": 2.0,
             "max_connections": 100,
             "max_body_bytes": 5242880,
+            "retries": 2,
+            "max_concurrency": 100,
+            "cache_ttl": 0.0,
+            "stale_if_error": 0.0,
+            "circuit": {"state": "closed", "consecutive_failures": 0, "retry_after": None},
         }
     ]
     text = response.content.decode()
     for secret in ("tok-secret", "key-secret", "pw", "user"):
         assert secret not in text
+
+
+async def test_readyz_reports_circuits_and_fails_only_when_every_circuit_is_open(api: Any, settings: Any) -> None:
+    registry = get_registry()
+    assert (await api.get("/readyz")).json()["status"] == "ready"
+
+    names = list(registry.breakers)
+    for breaker in registry.breakers.values():
+        breaker._open()  # white-box: the breaker's own tests cover how it gets there
+    registry.breakers[names[0]]._close()
+    degraded = await api.get("/readyz")
+    assert degraded.status_code == 200
+    assert degraded.json()["status"] == "degraded"
+    assert degraded.json()["circuits"][names[1]] == "open"
+
+    registry.breakers[names[0]]._open()
+    unavailable = await api.get("/readyz")
+    assert unavailable.status_code == 503
+    assert unavailable.json()["status"] == "unavailable"
