@@ -8,19 +8,24 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from django.core.cache import cache
 from django.test import AsyncClient
 
 from tests.servers import SwappableApp, serve_in_thread
+from tests.upstream_double import ScriptedUpstream
 from upstreams import UpstreamRegistry, aiohttp_transport, close_registry, parse_upstreams, set_registry
 from upstreams.demo import DemoApp, DemoOptions
 
 
 @pytest.fixture(autouse=True)
 async def _fresh_registry() -> AsyncIterator[None]:
+    """Every test starts with new clients, closed circuits and an empty response cache."""
     set_registry(None)
+    cache.clear()
     yield
     await close_registry()
     set_registry(None)
+    cache.clear()
 
 
 @pytest.fixture
@@ -62,5 +67,30 @@ def demo(demo_server: tuple[str, SwappableApp], settings: Any) -> Any:
         }
         install_registry(settings.UPSTREAMS, aiohttp_transport)
         return swappable.app
+
+    return configure
+
+
+@pytest.fixture(scope="session")
+def scripted_server() -> Iterator[tuple[str, ScriptedUpstream]]:
+    upstream = ScriptedUpstream()
+    with serve_in_thread(upstream) as url:
+        yield url, upstream
+
+
+@pytest.fixture
+def scripted(scripted_server: tuple[str, ScriptedUpstream], settings: Any) -> Any:
+    """Every upstream served by one scripted, misbehaving server over real sockets; returns a function that
+    applies per-upstream settings (e.g. RETRIES="0") and returns the server's script."""
+    url, upstream = scripted_server
+    upstream.reset()
+
+    def configure(**values: str) -> ScriptedUpstream:
+        settings.UPSTREAMS = {
+            name: {"URL": f"{url}/{name}", "TIMEOUT": "0.5", "CONNECT_TIMEOUT": "0.2", **values}
+            for name in ("slow", "catalog", "inventory", "reviews", "fx")
+        }
+        install_registry(settings.UPSTREAMS, aiohttp_transport)
+        return upstream
 
     return configure
