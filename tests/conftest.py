@@ -24,6 +24,8 @@ async def _fresh_registry() -> AsyncIterator[None]:
     cache.clear()
     yield
     await close_registry()
+    while _installed:
+        await _installed.pop().aclose()
     set_registry(None)
     cache.clear()
 
@@ -33,8 +35,13 @@ def api() -> AsyncClient:
     return AsyncClient()
 
 
+_installed: list[UpstreamRegistry] = []
+
+
 def install_registry(upstreams: dict[str, dict[str, Any]], transport_factory: Any) -> UpstreamRegistry:
+    """Make this the process-wide registry; every one installed is closed when the test ends."""
     registry = UpstreamRegistry(parse_upstreams(upstreams), transport_factory=transport_factory)
+    _installed.append(registry)
     set_registry(registry)
     return registry
 

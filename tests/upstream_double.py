@@ -145,3 +145,17 @@ class ScriptedUpstream:
             return message
 
         return wrapped
+
+
+def random_mix(seed: int, weighted: list[tuple[Behaviour, int]]) -> Behaviour:
+    """Each request draws its behaviour at random (seeded: the same run every time)."""
+    import random
+
+    rng = random.Random(seed)
+    behaviours = [b for b, _ in weighted]
+    weights = [w for _, w in weighted]
+
+    async def behave(receive: Receive, send: Send) -> None:
+        await rng.choices(behaviours, weights)[0](receive, send)
+
+    return behave

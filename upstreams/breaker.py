@@ -21,6 +21,7 @@ from enum import StrEnum
 from .config import BreakerPolicy
 from .errors import (
     CircuitOpen,
+    DeadlineExceeded,
     UpstreamError,
     UpstreamProtocolError,
     UpstreamSaturated,
@@ -38,8 +39,12 @@ class BreakerState(StrEnum):
 
 
 def is_fault(error: UpstreamError) -> bool:
-    """Does this failure say the upstream is unhealthy? (Our own fail-fast errors do not count.)"""
-    if isinstance(error, CircuitOpen | UpstreamSaturated):
+    """Does this failure say the upstream is unhealthy?
+
+    Our own fail-fast errors do not count, nor does a request's deadline running out: that is the client's time
+    limit (possibly a very short `Request-Timeout`), not the upstream's health.
+    """
+    if isinstance(error, CircuitOpen | UpstreamSaturated | DeadlineExceeded):
         return False
     if isinstance(error, UpstreamStatusError):
         return error.status_code >= 500 or error.status_code == 429
@@ -84,38 +89,44 @@ class CircuitBreaker:
             return BreakerState.HALF_OPEN
         return self._state
 
-    def before_call(self) -> None:
-        """Raise `CircuitOpen` unless a call may go out now. A half-open breaker admits one probe at a time."""
+    def before_call(self) -> bool:
+        """Raise `CircuitOpen` unless a call may go out now; True when this call is the half-open probe.
+
+        Pass the returned flag back to `record()` or `release()`: only the probe's outcome decides half-open.
+        """
         if not self.policy.enabled:
-            return
+            return False
         state = self.state
         if state is BreakerState.CLOSED:
-            return
+            return False
         if state is BreakerState.OPEN:
             raise CircuitOpen(self.name, retry_after=self._cooldown_left())
         if self._probing:
             raise CircuitOpen(self.name, retry_after=min(1.0, self.policy.cooldown))
         self._state = BreakerState.HALF_OPEN
         self._probing = True
+        return True
 
-    def record(self, error: UpstreamError | None) -> None:
+    def record(self, error: UpstreamError | None, *, probe: bool = False) -> None:
         """The outcome of a call admitted by `before_call`: None for an answer, else the error it ended with."""
         if not self.policy.enabled:
             return
         failed = error is not None and is_fault(error)
-        was_probe, self._probing = self._probing, False
-        if was_probe:
-            self._close() if not failed else self._open()
+        if probe:
+            self._probing = False
+            self._open() if failed else self._close()
             return
-        now = self._clock()
-        self._window.add(now, failed, self.policy.window)
+        if self._state is not BreakerState.CLOSED:
+            return  # a call admitted before the breaker opened: the probe decides now, not stragglers
+        self._window.add(self._clock(), failed, self.policy.window)
         self._consecutive = self._consecutive + 1 if failed else 0
-        if failed and self._state is BreakerState.CLOSED and self._should_open():
+        if failed and self._should_open():
             self._open()
 
-    def release(self) -> None:
-        """A call admitted by `before_call` ended without a verdict (cancelled): free the probe slot."""
-        self._probing = False
+    def release(self, *, probe: bool = False) -> None:
+        """A call admitted by `before_call` ended without a verdict (cancelled, or never sent): free the probe slot."""
+        if probe:
+            self._probing = False
 
     def snapshot(self) -> dict[str, object]:
         return {"state": self.state.value, "consecutive_failures": self._consecutive, "retry_after": self.retry_after}

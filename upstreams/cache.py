@@ -64,7 +64,7 @@ def freshness(headers: Mapping[str, str], *, default_ttl: float) -> float | None
         return 0.0
     for name in ("s-maxage", "max-age"):  # we are a shared cache: s-maxage wins
         value = directives.get(name)
-        if value is not None and value.isdigit():
+        if value is not None and value.isascii() and value.isdigit():
             return float(value)
     return default_ttl
 

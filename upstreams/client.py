@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
@@ -97,14 +98,14 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    if when.tzinfo is None:
-        return None
+    if when.tzinfo is None:  # the obsolete asctime form carries no zone; HTTP dates are always GMT
+        when = when.replace(tzinfo=UTC)
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
@@ -253,7 +254,7 @@ class UpstreamClient:
     async def _attempt(self, url: str, headers: Mapping[str, str]) -> _Raw:
         """One request: admitted by the breaker, inside a bulkhead slot, within the attempt's time budget."""
         self._check_deadline()
-        self.breaker.before_call()
+        probe = self.breaker.before_call()
         try:
             async with self.bulkhead.slot(wait=self._budget()):
                 budget = self._budget()  # again: waiting for the slot used some of it
@@ -264,15 +265,15 @@ class UpstreamClient:
                     cut_short = budget < self.config.timeout  # by the request's deadline
                     raise (DeadlineExceeded if cut_short else UpstreamTimeout)(self.name) from None
         except UpstreamSaturated:
-            self.breaker.release()  # never reached the upstream: no verdict on its health
+            self.breaker.release(probe=probe)  # never reached the upstream: no verdict on its health
             raise
         except UpstreamError as exc:
-            self.breaker.record(exc)
+            self.breaker.record(exc, probe=probe)
             raise
         except BaseException:
-            self.breaker.release()  # cancelled: no verdict either
+            self.breaker.release(probe=probe)  # cancelled: no verdict either
             raise
-        self.breaker.record(None)
+        self.breaker.record(None, probe=probe)
         return raw
 
     def _budget(self) -> float:

@@ -44,7 +44,11 @@ class SingleFlight:
         finally:
             flight.waiters -= 1
             if flight.waiters == 0 and not flight.task.done():
-                flight.task.cancel()  # every waiter is gone
+                # Every waiter is gone: stop the work, and let the next caller start afresh rather than join a
+                # flight that is being cancelled.
+                flight.task.cancel()
+                if self._flights.get(key) is flight:
+                    del self._flights[key]
 
     def _finished(self, key: Hashable, task: asyncio.Task[Any]) -> None:
         if self._flights.get(key) is not None and self._flights[key].task is task:
