@@ -216,6 +216,7 @@ class UpstreamViewSet(TributaryViewSet):
     )
     async def list(self, request: Request) -> Response:
         registry = get_registry()
+        circuits = await registry.circuits()
         results = [
             {
                 "name": c.name,
@@ -228,7 +229,7 @@ class UpstreamViewSet(TributaryViewSet):
                 "max_concurrency": c.bulkhead.max_concurrency,
                 "cache_ttl": c.cache.ttl,
                 "stale_if_error": c.cache.stale_if_error,
-                "circuit": registry.breakers[c.name].snapshot(),
+                "circuit": circuits[c.name].as_dict(),
             }
             for c in registry.configs.values()
         ]
@@ -260,7 +261,7 @@ class ReadinessView(OnLoopAPIView):
         tags=["operations"],
     )
     async def get(self, request: Request) -> Response:
-        circuits = {name: breaker.state.value for name, breaker in get_registry().breakers.items()}
+        circuits = {name: status.state.value for name, status in (await get_registry().circuits()).items()}
         open_count = sum(state == "open" for state in circuits.values())
         status = "degraded" if open_count else "ready"
         if circuits and open_count == len(circuits):

@@ -11,6 +11,7 @@ import respx
 from django.core.cache import cache
 from django.test import AsyncClient
 
+from tests.redis_server import redis_server
 from tests.servers import SwappableApp, serve_in_thread
 from tests.upstream_double import ScriptedUpstream
 from upstreams import UpstreamRegistry, aiohttp_transport, close_registry, parse_upstreams, set_registry
@@ -101,3 +102,19 @@ def scripted(scripted_server: tuple[str, ScriptedUpstream], settings: Any) -> An
         return upstream
 
     return configure
+
+
+@pytest.fixture(scope="session")
+def redis_server_url() -> Iterator[str]:
+    with redis_server() as url:
+        yield url
+
+
+@pytest.fixture
+def redis_url(redis_server_url: str) -> str:
+    """A running Redis, emptied for this test."""
+    import redis
+
+    with redis.Redis.from_url(redis_server_url) as client:
+        client.flushdb()
+    return redis_server_url

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def manage_check(settings_module: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("UPSTREAM_", "DJANGO_", "DEMO_"))}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("UPSTREAM_", "DJANGO_", "DEMO_", "REDIS_"))}
     return subprocess.run(
         [sys.executable, "manage.py", "check"],
         cwd=ROOT,
@@ -40,6 +40,8 @@ def test_local_settings_pass_the_check_out_of_the_box() -> None:
         ({"DJANGO_DEBUG": "maybe"}, "DJANGO_DEBUG='maybe' must be one of"),
         ({"AGGREGATE_DEADLINE": "-1"}, "AGGREGATE_DEADLINE='-1'"),
         ({"DEMO_FAULTS": "reviews=explode"}, "explode"),
+        ({"REDIS_URL": "localhost:6379"}, "REDIS_URL='localhost:6379' must be a redis://"),
+        ({"UPSTREAM_REVIEWS_RETRIES": "many"}, "UPSTREAM_REVIEWS_RETRIES='many' must be a whole number"),
     ],
 )
 def test_bad_environment_fails_the_check_naming_the_variable(env: dict[str, str], message: str) -> None:

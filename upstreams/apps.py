@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.apps import AppConfig
 from django.conf import settings
@@ -35,6 +36,11 @@ def check_upstream_settings(app_configs: Any = None, **kwargs: Any) -> list[chec
     deadline = getattr(settings, "AGGREGATE_DEADLINE", 10.0)
     if not isinstance(deadline, int | float) or deadline <= 0:
         errors.append(checks.Error(f"AGGREGATE_DEADLINE={deadline!r} must be a positive number", id="upstreams.E003"))
+    redis_url = getattr(settings, "REDIS_URL", None)
+    if redis_url and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
+        errors.append(
+            checks.Error(f"REDIS_URL={redis_url!r} must be a redis://, rediss:// or unix:// URL", id="upstreams.E005")
+        )
     try:
         parse_faults(getattr(settings, "DEMO_FAULTS", ""))
     except ValueError as exc:

@@ -7,7 +7,9 @@
 While open, calls fail at once with `CircuitOpen` (and a `retry_after`). Half-open lets one probe call through at a
 time. Only upstream *faults* count (see `is_fault`): a 404 or a 400 is the upstream working as designed.
 
-State is per process: each worker learns about an upstream's health from its own calls.
+`CircuitBreaker` keeps its state in the process (the default). `upstreams.redis_breaker.RedisCircuitBreaker` keeps
+it in Redis when REDIS_URL is set, shared by every worker and host. Both implement `Breaker`, the async interface the
+client uses; the in-process one never awaits anything, so it costs no I/O.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol
 
 from .config import BreakerPolicy
 from .errors import (
@@ -29,13 +32,48 @@ from .errors import (
     UpstreamUnavailable,
 )
 
-__all__ = ["BreakerState", "CircuitBreaker", "is_fault"]
+__all__ = ["Breaker", "BreakerState", "BreakerStatus", "CircuitBreaker", "is_fault"]
 
 
 class BreakerState(StrEnum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
+
+
+@dataclass(frozen=True)
+class BreakerStatus:
+    state: BreakerState
+    consecutive_failures: int
+    retry_after: float | None  # seconds until a probe may go out, while open
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "state": self.state.value,
+            "consecutive_failures": self.consecutive_failures,
+            "retry_after": self.retry_after,
+        }
+
+
+class Breaker(Protocol):
+    """What the client needs from a circuit breaker, wherever its state lives."""
+
+    name: str
+    policy: BreakerPolicy
+
+    async def acquire(self) -> bool:
+        """Admit a call or raise `CircuitOpen`; True when the call is the half-open probe."""
+        ...
+
+    async def report(self, error: UpstreamError | None, *, probe: bool) -> None:
+        """The admitted call's outcome: None for an answer, else its error."""
+        ...
+
+    async def abandon(self, *, probe: bool) -> None:
+        """The admitted call ended with no verdict on the upstream (cancelled, or never sent)."""
+        ...
+
+    async def status(self) -> BreakerStatus: ...
 
 
 def is_fault(error: UpstreamError) -> bool:
@@ -129,7 +167,24 @@ class CircuitBreaker:
             self._probing = False
 
     def snapshot(self) -> dict[str, object]:
-        return {"state": self.state.value, "consecutive_failures": self._consecutive, "retry_after": self.retry_after}
+        return self._status().as_dict()
+
+    # The `Breaker` interface: the same operations, awaitable like the shared (Redis) breaker's.
+
+    async def acquire(self) -> bool:
+        return self.before_call()
+
+    async def report(self, error: UpstreamError | None, *, probe: bool) -> None:
+        self.record(error, probe=probe)
+
+    async def abandon(self, *, probe: bool) -> None:
+        self.release(probe=probe)
+
+    async def status(self) -> BreakerStatus:
+        return self._status()
+
+    def _status(self) -> BreakerStatus:
+        return BreakerStatus(self.state, self._consecutive, self.retry_after)
 
     @property
     def retry_after(self) -> float | None:

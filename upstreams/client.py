@@ -35,7 +35,7 @@ import stamina
 from httpx_aiohttp import AiohttpTransport
 
 from . import context
-from .breaker import CircuitBreaker, is_fault
+from .breaker import Breaker, CircuitBreaker, is_fault
 from .bulkhead import Bulkhead
 from .cache import CacheEntry, ResponseCache
 from .config import UpstreamConfig
@@ -153,12 +153,12 @@ class UpstreamClient:
         config: UpstreamConfig,
         *,
         transport: httpx.AsyncBaseTransport,
-        breaker: CircuitBreaker | None = None,
+        breaker: Breaker | None = None,
         cache: ResponseCache | None = None,
     ) -> None:
         self.config = config
         self.name = config.name
-        self.breaker = breaker or CircuitBreaker(config.name, config.breaker)
+        self.breaker: Breaker = breaker or CircuitBreaker(config.name, config.breaker)
         self.cache = cache or ResponseCache(config.name, config.cache)
         self.bulkhead = Bulkhead(config.name, config.bulkhead)
         self.flights = SingleFlight()
@@ -254,7 +254,7 @@ class UpstreamClient:
     async def _attempt(self, url: str, headers: Mapping[str, str]) -> _Raw:
         """One request: admitted by the breaker, inside a bulkhead slot, within the attempt's time budget."""
         self._check_deadline()
-        probe = self.breaker.before_call()
+        probe = await self.breaker.acquire()
         try:
             async with self.bulkhead.slot(wait=self._budget()):
                 budget = self._budget()  # again: waiting for the slot used some of it
@@ -265,15 +265,16 @@ class UpstreamClient:
                     cut_short = budget < self.config.timeout  # by the request's deadline
                     raise (DeadlineExceeded if cut_short else UpstreamTimeout)(self.name) from None
         except UpstreamSaturated:
-            self.breaker.release(probe=probe)  # never reached the upstream: no verdict on its health
+            await self.breaker.abandon(probe=probe)  # never reached the upstream: no verdict on its health
             raise
         except UpstreamError as exc:
-            self.breaker.record(exc, probe=probe)
+            await self.breaker.report(exc, probe=probe)
             raise
         except BaseException:
-            self.breaker.release(probe=probe)  # cancelled: no verdict either
+            # Cancelled: no verdict either. Shielded so the bookkeeping survives the cancellation it handles.
+            await asyncio.shield(self.breaker.abandon(probe=probe))
             raise
-        self.breaker.record(None, probe=probe)
+        await self.breaker.report(None, probe=probe)
         return raw
 
     def _budget(self) -> float:

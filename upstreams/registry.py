@@ -5,7 +5,8 @@ in a loop and reused by every request served on that loop. `aclose()` closes the
 lifespan shutdown (config/asgi.py) calls it, and so does the test suite between tests.
 
 The process-wide registry is built from Django settings on first use (`get_registry()`); tests and embedders can
-install their own with `set_registry()`.
+install their own with `set_registry()`. With a Redis URL, circuit breakers keep their state in Redis, shared by
+every process; without, in the process.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import threading
 import weakref
 from collections.abc import Mapping
 
-from .breaker import CircuitBreaker
+from .breaker import Breaker, BreakerStatus, CircuitBreaker
 from .cache import ResponseCache
 from .client import TransportFactory, UpstreamClient, aiohttp_transport, httpx_transport
 from .config import UpstreamConfig, parse_upstreams
@@ -31,13 +32,28 @@ class UnknownUpstream(LookupError):
 
 class UpstreamRegistry:
     def __init__(
-        self, configs: Mapping[str, UpstreamConfig], *, transport_factory: TransportFactory = aiohttp_transport
+        self,
+        configs: Mapping[str, UpstreamConfig],
+        *,
+        transport_factory: TransportFactory = aiohttp_transport,
+        redis_url: str | None = None,
     ) -> None:
         self.configs = dict(configs)
         self.transport_factory = transport_factory
-        # Process-wide, whichever loop a call runs on: what one request learns about an upstream's health, the
-        # next one uses.
-        self.breakers = {name: CircuitBreaker(name, config.breaker) for name, config in self.configs.items()}
+        # Process-wide (or, with Redis, shared by every process): what one request learns about an upstream's
+        # health, the next one uses.
+        self.breakers: dict[str, Breaker] = {}
+        self._redis = None
+        if redis_url:
+            from .redis_breaker import RedisCircuitBreaker, RedisClients
+
+            self._redis = RedisClients(redis_url)
+            for name, config in self.configs.items():
+                self.breakers[name] = RedisCircuitBreaker(
+                    name, config.breaker, clients=self._redis, probe_ttl=config.timeout + 1
+                )
+        else:
+            self.breakers = {name: CircuitBreaker(name, config.breaker) for name, config in self.configs.items()}
         self.caches = {name: ResponseCache(name, config.cache) for name, config in self.configs.items()}
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, UpstreamClient]] = (
             weakref.WeakKeyDictionary()
@@ -68,10 +84,17 @@ class UpstreamRegistry:
         clients = self._clients.get(asyncio.get_running_loop(), {})
         return sum(not client.is_closed for client in clients.values())
 
+    async def circuits(self) -> dict[str, BreakerStatus]:
+        """Every upstream's circuit breaker status."""
+        statuses = await asyncio.gather(*(breaker.status() for breaker in self.breakers.values()))
+        return dict(zip(self.breakers, statuses, strict=True))
+
     async def aclose(self) -> None:
         """Close every client of the running loop; the next call creates fresh ones."""
         clients = self._clients.pop(asyncio.get_running_loop(), {})
         await asyncio.gather(*(client.aclose() for client in clients.values()))
+        if self._redis is not None:
+            await self._redis.aclose()
 
 
 _registry: UpstreamRegistry | None = None
@@ -106,4 +129,8 @@ def _registry_from_settings() -> UpstreamRegistry:
     transport = getattr(settings, "UPSTREAM_TRANSPORT", "aiohttp")
     if transport not in TRANSPORTS:
         raise ValueError(f"UPSTREAM_TRANSPORT={transport!r} must be one of {sorted(TRANSPORTS)}")
-    return UpstreamRegistry(parse_upstreams(settings.UPSTREAMS), transport_factory=TRANSPORTS[transport])
+    return UpstreamRegistry(
+        parse_upstreams(settings.UPSTREAMS),
+        transport_factory=TRANSPORTS[transport],
+        redis_url=getattr(settings, "REDIS_URL", None),
+    )

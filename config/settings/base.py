@@ -46,7 +46,13 @@ DATABASES = {
         "NAME": env("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
     }
 }
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# With REDIS_URL, the response cache and the circuit breakers are shared by every worker and host.
+REDIS_URL = env("REDIS_URL") or None
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"
