@@ -240,6 +240,8 @@ async def test_status_fault_answers_that_status_for_every_endpoint_of_the_servic
 
     assert all(r.status_code == status for r in responses)
     assert all(r.json() == {"error": "injected", "status": status} for r in responses)
+    # Rate limiting and maintenance say when to come back, as real services do; a plain 500 does not.
+    assert all(r.headers.get("retry-after") == ("1" if status in (429, 503) else None) for r in responses)
     assert unaffected.status_code == 200
 
 

@@ -16,7 +16,7 @@ import re
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Final
 from urllib.parse import parse_qsl
@@ -334,7 +334,10 @@ async def _send_fault(send: Send, fault: str) -> None:
     elif fault == "html":
         await _send_response(send, _Response(status=200, body=b"<html>oops</html>", content_type=_HTML))
     elif (status := _fault_status(fault)) is not None:
-        await _send_response(send, _json(status, {"error": "injected", "status": status}))
+        response = _json(status, {"error": "injected", "status": status})
+        if status in (429, 503):  # as real rate limiters and maintenance pages do: say when to come back
+            response = replace(response, headers=((b"retry-after", b"1"),))
+        await _send_response(send, response)
     else:  # DemoOptions validated the faults, so this is a bug here, not bad input.
         raise AssertionError(f"unhandled fault kind {fault!r}")
 
