@@ -49,10 +49,21 @@ def raw_body(body: bytes, *, content_type: str = "application/json") -> Behaviou
     return behave
 
 
+async def _pause(receive: Receive, seconds: float) -> bool:
+    """Sleep, unless the client goes away first (then True): a real server stops working for a closed socket."""
+    try:
+        async with asyncio.timeout(seconds):
+            while (await receive())["type"] != "http.disconnect":
+                pass
+    except TimeoutError:
+        return False
+    return True
+
+
 def slow_headers(seconds: float, then: Behaviour | None = None) -> Behaviour:
     async def behave(receive: Receive, send: Send) -> None:
-        await asyncio.sleep(seconds)
-        await (then or json())(receive, send)
+        if not await _pause(receive, seconds):
+            await (then or json())(receive, send)
 
     return behave
 
@@ -64,7 +75,8 @@ def trickle(*, chunks: int = 100, interval: float = 0.05) -> Behaviour:
         await _start(send, 200, None, [])
         await send({"type": "http.response.body", "body": b'{"items": [', "more_body": True})
         for _ in range(chunks):
-            await asyncio.sleep(interval)
+            if await _pause(receive, interval):
+                return
             await send({"type": "http.response.body", "body": b'"x",', "more_body": True})
         await send({"type": "http.response.body", "body": b'"end"]}'})
 
