@@ -1,4 +1,5 @@
-"""The ASGI entry point: Django, plus what Django's ASGI handler does not do.
+"""The ASGI entry point: Django (through a handler that keeps every request on the event loop), plus what Django's
+ASGI handler does not do.
 
 - Lifespan: Django ignores the ASGI lifespan protocol. At start-up we build the upstream registry (so bad upstream
   configuration stops the server with a message instead of failing requests); at shutdown we close every pooled
@@ -13,13 +14,17 @@ import logging
 import os
 from typing import Any
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-
-django_application = get_asgi_application()
+django.setup(set_prefix=False)
 
 from django.conf import settings  # noqa: E402 - after Django is set up
+
+from config.handler import TributaryASGIHandler  # noqa: E402
+
+# Django's ASGI handler, minus the thread it starts per request (see config/handler.py).
+django_application = TributaryASGIHandler()
 
 from upstreams import ConfigError, close_registry, get_registry  # noqa: E402
 from upstreams.demo import DemoApp, DemoOptions, parse_faults  # noqa: E402
