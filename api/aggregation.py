@@ -35,6 +35,8 @@ from upstreams import (
     validate_calls,
 )
 
+from . import fastpath
+
 __all__ = ["Aggregate", "Fetch", "Inputs", "Parts", "Timing", "missing_entry", "stale_entry"]
 
 
@@ -189,7 +191,14 @@ class Aggregate:
 
 
 def validate_payload(upstream: str, serializer_class: type[serializers.Serializer], payload: Any) -> Any:
-    """Validated data, or `UpstreamPayloadInvalid` naming the failing paths and codes (never the values)."""
+    """Validated data, or `UpstreamPayloadInvalid` naming the failing paths and codes (never the values).
+
+    The compiled fast path (api/fastpath.py) answers well-typed payloads; DRF itself decides everything else.
+    """
+    try:
+        return fastpath.validate(serializer_class, payload)
+    except fastpath.Fallback:
+        pass
     serializer = serializer_class(data=payload)
     if not serializer.is_valid():
         raise UpstreamPayloadInvalid(upstream, dict(_error_paths(serializer.errors)))
