@@ -4,7 +4,6 @@ entry point to the last byte (middleware, DRF's checks, rendering, signals, resp
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -21,7 +20,7 @@ class HopCounter:
 
 
 @pytest.fixture
-def hops(monkeypatch: pytest.MonkeyPatch) -> Iterator[HopCounter]:
+def hops(monkeypatch: pytest.MonkeyPatch) -> HopCounter:
     counter = HopCounter()
     original_call = SyncToAsync.__call__
     original_executor = asyncio.BaseEventLoop.run_in_executor
@@ -36,7 +35,7 @@ def hops(monkeypatch: pytest.MonkeyPatch) -> Iterator[HopCounter]:
 
     monkeypatch.setattr(SyncToAsync, "__call__", counting_call)
     monkeypatch.setattr(asyncio.BaseEventLoop, "run_in_executor", counting_executor)
-    yield counter
+    return counter
 
 
 async def get(app: Any, path: str) -> httpx.Response:
