@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
+from urllib.parse import urlencode
 
 import httpx
 import orjson
@@ -162,6 +163,7 @@ class UpstreamClient:
         self.cache = cache or ResponseCache(config.name, config.cache)
         self.bulkhead = Bulkhead(config.name, config.bulkhead)
         self.flights = SingleFlight()
+        self._base_url = config.base_url + "/"
         self._client = httpx.AsyncClient(
             base_url=config.base_url + "/",
             transport=transport,
@@ -177,8 +179,7 @@ class UpstreamClient:
 
     async def fetch_json(self, path: str, *, params: QueryParams | None = None, ttl: float | None = None) -> Fetched:
         """GET `path` through cache, coalescing, retries, breaker and bulkhead; `ttl` overrides CACHE_TTL."""
-        request = self._client.build_request("GET", path.lstrip("/"), params=_clean(params))
-        url = str(request.url)
+        url = self._url(path, params)
         raw, cache_status, entry = await self._cached(url, ttl)
         try:
             payload = orjson.loads(raw.body)
@@ -189,6 +190,14 @@ class UpstreamClient:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+    def _url(self, path: str, params: QueryParams | None) -> str:
+        """The absolute URL, built once: it is the cache and coalescing key, and what httpx requests."""
+        url = self._base_url + path.lstrip("/")
+        query = urlencode(_clean(params))
+        if query:
+            url += ("&" if "?" in url else "?") + query
+        return url
 
     @property
     def is_closed(self) -> bool:
