@@ -47,6 +47,11 @@ class OnLoopAPIView(APIView):
     database), so both run here on the event loop, and the view returns an already rendered plain `HttpResponse`.
     """
 
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        # Every view here is async. adrf's dispatch recomputes `view_is_async` (an inspection of every class
+        # member) on each request to decide; that was 9% of a request's CPU.
+        return self.async_dispatch(request, *args, **kwargs)
+
     async def async_dispatch(self, request: Any, *args: Any, **kwargs: Any) -> HttpResponseBase:
         self.args = args
         self.kwargs = kwargs

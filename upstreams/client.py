@@ -164,14 +164,19 @@ class UpstreamClient:
         self.bulkhead = Bulkhead(config.name, config.bulkhead)
         self.flights = SingleFlight()
         self._base_url = config.base_url + "/"
-        self._client = httpx.AsyncClient(
-            base_url=config.base_url + "/",
-            transport=transport,
-            headers=config.request_headers(),
-            # The attempt's whole budget is enforced around it in _attempt; these bound each phase.
-            timeout=httpx.Timeout(config.timeout, connect=config.connect_timeout),
-            follow_redirects=False,
-        )
+        # The transport is called directly with httpx Requests: an AsyncClient would add cookie extraction, auth
+        # and redirect handling, request merging and event hooks to every call (a quarter of the client's CPU,
+        # profiled), none of which a JSON GET to a configured upstream needs.
+        self._transport = transport
+        self._headers = {
+            "User-Agent": "tributary",
+            "Accept": "application/json",
+            "Accept-Encoding": "gzip, deflate",
+            **config.request_headers(),
+        }
+        # Per phase; the attempt's whole budget is enforced around it in _attempt.
+        self._timeouts = httpx.Timeout(config.timeout, connect=config.connect_timeout).as_dict()
+        self._closed = False
 
     async def get_json(self, path: str, *, params: QueryParams | None = None) -> Any:
         """GET `path` (relative to the base URL) and return the decoded JSON."""
@@ -189,7 +194,9 @@ class UpstreamClient:
         return Fetched(payload, cache_status, raw.attempts, age=age, error=raw.error)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if not self._closed:
+            self._closed = True
+            await self._transport.aclose()
 
     def _url(self, path: str, params: QueryParams | None) -> str:
         """The absolute URL, built once: it is the cache and coalescing key, and what httpx requests."""
@@ -201,7 +208,7 @@ class UpstreamClient:
 
     @property
     def is_closed(self) -> bool:
-        return self._client.is_closed
+        return self._closed
 
     async def _cached(self, url: str, ttl: float | None) -> tuple[_Raw, CacheStatus, CacheEntry | None]:
         entry = await self.cache.get(url)
@@ -297,16 +304,20 @@ class UpstreamClient:
             raise DeadlineExceeded(self.name)
 
     async def _exchange(self, url: str, headers: Mapping[str, str]) -> _Raw:
-        request_headers = dict(headers)
+        request_headers = {**self._headers, **headers}
         if (rid := context.request_id.get()) is not None:
             request_headers[context.REQUEST_ID_HEADER] = rid
+        request = httpx.Request("GET", url, headers=request_headers, extensions={"timeout": self._timeouts})
         with map_httpx_errors(self.name):
-            async with self._client.stream("GET", url, headers=request_headers) as response:
+            response = await self._transport.handle_async_request(request)
+            try:
                 if response.status_code == 304 and "If-None-Match" in headers:
                     return _Raw(304, b"", response.headers, attempts=1)
                 self._check_status(response)
                 self._check_content_type(response)
                 return _Raw(200, await self._read_limited(response), response.headers, attempts=1)
+            finally:
+                await response.aclose()
 
     def _check_status(self, response: httpx.Response) -> None:
         if response.status_code == 404:
