@@ -216,7 +216,10 @@ class UpstreamClient:
         if entry is not None and entry.is_fresh(time.time()):
             return _Raw(200, entry.body, {}, attempts=0), "hit", entry
         try:
-            raw, shared = await self.flights.run(url, lambda: self._refresh(url, entry, ttl))
+            if self.config.coalesce:
+                raw, shared = await self.flights.run(url, lambda: self._refresh(url, entry, ttl))
+            else:
+                raw, shared = await self._refresh(url, entry, ttl), False
         except UpstreamError as exc:
             if entry is not None and is_fault(exc) and entry.stale_usable(time.time(), self.cache.policy):
                 return _Raw(200, entry.body, {}, attempts=0, error=exc), "stale", entry

@@ -51,6 +51,7 @@ KEYS = (
     "QUEUE_TIMEOUT",
     "CACHE_TTL",
     "STALE_IF_ERROR",
+    "COALESCE",
 )
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -123,6 +124,7 @@ class UpstreamConfig:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    coalesce: bool = True  # identical concurrent GETs share one upstream request
     retry: RetryPolicy = RetryPolicy()
     breaker: BreakerPolicy = BreakerPolicy()
     bulkhead: BulkheadPolicy = BulkheadPolicy()
@@ -169,6 +171,7 @@ def parse_upstreams(raw: Mapping[str, Mapping[str, Any]]) -> dict[str, UpstreamC
             connect_timeout=parser.number("CONNECT_TIMEOUT", min(DEFAULT_CONNECT_TIMEOUT, timeout)),
             max_connections=max_connections,
             max_body_bytes=parser.integer("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+            coalesce=parser.flag("COALESCE", True),
             retry=RetryPolicy(
                 retries=parser.integer("RETRIES", RetryPolicy.retries, zero=True),
                 backoff=parser.number("RETRY_BACKOFF", RetryPolicy.backoff, zero=True),
@@ -257,6 +260,20 @@ class _Parser:
             self.problems.append(f"{self.prefix}{key}={value!r} must be a {kind} {low}{high}")
             return default
         return number
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self._get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        self.problems.append(f"{self.prefix}{key}={value!r} must be true or false")
+        return default
 
     def integer(self, key: str, default: int, *, zero: bool = False) -> int:
         return int(self.number(key, default, zero=zero, integer=True))

@@ -263,6 +263,25 @@ async def test_identical_concurrent_calls_share_one_upstream_request() -> None:
     assert sorted(r.cache for r in results) == ["miss", "shared", "shared", "shared", "shared"]
 
 
+async def test_coalescing_can_be_turned_off_per_upstream() -> None:
+    release = asyncio.Event()
+
+    async def held() -> httpx.Response:
+        await release.wait()
+        return ok()
+
+    script = Script(held)
+    upstream = client(script, COALESCE="false")
+    calls = [asyncio.ensure_future(upstream.fetch_json("same")) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    release.set()
+    results = await asyncio.gather(*calls)
+    await upstream.aclose()
+
+    assert len(script.requests) == 3
+    assert [r.cache for r in results] == ["miss"] * 3
+
+
 async def test_different_urls_are_not_coalesced() -> None:
     script = Script(ok())
     upstream = client(script)

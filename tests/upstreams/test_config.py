@@ -92,6 +92,7 @@ def test_defaults_apply_when_only_the_url_is_set() -> None:
         ({"URL": "http://c", "RETRIES": "-1"}, "UPSTREAM_CATALOG_RETRIES='-1' must be a whole number 0 or more"),
         ({"URL": "http://c", "BREAKER_FAILURE_RATIO": "1.5"}, "BREAKER_FAILURE_RATIO='1.5' must be a number greater"),
         ({"URL": "http://c", "MAX_CONCURRENCY": "0"}, "UPSTREAM_CATALOG_MAX_CONCURRENCY='0'"),
+        ({"URL": "http://c", "COALESCE": "sometimes"}, "UPSTREAM_CATALOG_COALESCE='sometimes' must be true or false"),
         ({"URL": "http://c", "HEADERS": "Bad Name: v"}, "is not a valid header"),
     ],
 )
