@@ -9,7 +9,7 @@ export PORT
 .DEFAULT_GOAL := help
 
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-17s %s\n", $$1, $$2}'
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +41,11 @@ format: install ## Apply ruff's formatting and safe fixes
 schema: install ## Regenerate openapi/schema.yaml (validated, warnings are errors)
 	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file openapi/schema.yaml
 
-bench: install ## Measure the httpx transports (decides the upstream transport)
+bench: install ## Tributary vs reference implementations, same load (BENCH_ARGS=--quick for a smoke test)
+	@command -v wrk >/dev/null || echo "wrk not found: using the Python load generator (apt-get install wrk for wrk)"
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+
+bench-transports: install ## Measure the httpx transports (decides the upstream transport)
 	$(BIN)/python benchmarks/transports.py
 
-.PHONY: help install run test lint format schema bench
+.PHONY: help install run test lint format schema bench bench-transports

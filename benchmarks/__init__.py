@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` (run.py: Tributary against reference implementations) and `make bench-transports`."""

@@ -1,0 +1,1060 @@
+"""`make bench`: Tributary against reference implementations, under the same load, in the same run.
+
+On loopback it starts the upstream simulator (benchmarks/upstream.py: fixed latency, ~2 KB JSON payloads), every
+implementation under uvicorn with one worker, and a load generator (wrk when installed, else benchmarks/loadgen.py).
+With two or more cores, the implementation under test gets core 0 (`taskset`) and the simulator and load generator
+share core 1, so the service's CPU is one core and its cost is not mixed with the load's.
+
+Implementations (benchmarks/bench_views.py, reference_fastapi.py, newcomer/):
+
+    tributary             GET /api/multiple-external-data/ with coalescing off (UPSTREAM_SLOW_COALESCE=false)
+    tributary-coalesced   the same with the default: identical concurrent upstream calls are shared
+    fastapi               FastAPI, one shared httpx client on httpx-aiohttp, pydantic validation
+    seed                  the seed's pattern in Tributary's process: a new httpx.AsyncClient per call
+    newcomer-adrf         startproject defaults + an adrf APIView with one shared default httpx client
+    tributary-2-workers   `tributary` under `uvicorn --workers 2`, not pinned
+
+Why two Tributary rows: Tributary coalesces identical concurrent upstream GETs, and a load generator repeating one
+URL makes every call identical, so by default it skips most of the upstream work the others do (the "upstream
+calls/request" column shows it). `tributary` turns coalescing off: every request makes its own three calls, the same
+work as the references, so the targets are judged on it.
+
+Runs are short and interleaved: round r measures every implementation at every load level (in a rotated order), so
+a busy moment of the machine is spread over the implementations instead of landing on one; medians over rounds are
+reported. Then, for tributary and fastapi at the highest load, 1 and 10 upstream calls per request: server CPU per
+request (utime+stime of the server's process tree from /proc) and the per-call cost (slope from 1 to 10 calls).
+It reports; it does not judge: the exit status is 0 whether targets are met or not (1 only if something could not be
+measured).
+
+    .venv/bin/python benchmarks/run.py [--runs 3] [--duration 5] [--connections 8,64] [--only tributary,fastapi]
+    .venv/bin/python benchmarks/run.py --quick    # one 2 s run per level: a smoke test of the harness
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import platform
+import re
+import resource
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+PYTHON = sys.executable
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 5.0
+REQUEST_TIMEOUT_S = 5  # wrk --timeout: an answer slower than this is a timeout error
+WARM_UP_S = 2.0
+IDLE_WINDOW_S = 0.25  # idle: no upstream call served and (almost) no server CPU used for this long ...
+IDLE_CPU_S = 0.02  # ... (at most this much CPU, summed over every server) ...
+IDLE_TIMEOUT_S = 30.0  # ... waited for at most this long before each run
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+# Targets from the issue (printed, not asserted).
+TARGET_THROUGHPUT_VS_FASTAPI = 1.0
+TARGET_P50_OVER_UPSTREAM = 1.15
+TARGET_PEAK_RSS_MB = 150.0
+TARGET_TWO_WORKER_SCALING = 1.8
+
+Kind = Literal["tributary", "fastapi", "newcomer"]
+
+
+# --- What is measured --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Implementation:
+    name: str
+    kind: Kind
+    paths: dict[int, str]  # upstream calls per request -> path; 3 is the main comparison
+    workers: int = 1
+    cost_curve: bool = False  # measured at 1, 3 and 10 calls per request
+    env: tuple[tuple[str, str], ...] = ()  # extra environment for the server
+
+    @property
+    def main_path(self) -> str:
+        return self.paths[3]
+
+
+TRIBUTARY_PATHS = {1: "/api/external-data/", 3: "/api/multiple-external-data/", 10: "/bench/ten-calls/"}
+NO_COALESCING = (("UPSTREAM_SLOW_COALESCE", "false"),)
+IMPLEMENTATIONS = (
+    Implementation(name="tributary", kind="tributary", paths=TRIBUTARY_PATHS, cost_curve=True, env=NO_COALESCING),
+    Implementation(name="tributary-coalesced", kind="tributary", paths={3: TRIBUTARY_PATHS[3]}),
+    Implementation(name="fastapi", kind="fastapi", paths={1: "/one", 3: "/three", 10: "/ten"}, cost_curve=True),
+    Implementation(name="seed", kind="tributary", paths={3: "/bench/seed/multiple/"}),
+    Implementation(name="newcomer-adrf", kind="newcomer", paths={1: "/one/", 3: "/three/", 10: "/ten/"}),
+    Implementation(
+        name="tributary-2-workers", kind="tributary", paths={3: TRIBUTARY_PATHS[3]}, workers=2, env=NO_COALESCING
+    ),
+)
+BY_NAME = {impl.name: impl for impl in IMPLEMENTATIONS}
+BASELINE = "fastapi"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One load run against one server."""
+
+    requests: int
+    seconds: float
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    error_kinds: dict[str, int]  # e.g. {"non-2xx": 3, "timeout": 1}
+    cpu_seconds: float  # the server's process tree, during the run
+    upstream_calls: int  # payloads the simulator served during the run
+    load_side_cpu: float  # CPU seconds of the simulator and the load generator during the run
+    other_cpu: float  # CPU seconds (all cores) used by anything outside the benchmark's processes, steal included
+    idle_wait: float  # seconds waited for every server to go idle before the run
+    worker_cpu: tuple[float, ...]  # CPU seconds of each worker process (uvicorn --workers N > 1), busiest first
+    idle: bool  # False: the run started while something was still busy (after IDLE_TIMEOUT_S)
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        return self.cpu_seconds * 1e6 / self.requests if self.requests else float("nan")
+
+    @property
+    def upstream_per_request(self) -> float:
+        return self.upstream_calls / self.requests if self.requests else float("nan")
+
+    def percent_of_core(self, cpu: float) -> float:
+        return 100 * cpu / self.seconds if self.seconds else float("nan")
+
+    def describe(self) -> str:
+        load = f"  load side {self.percent_of_core(self.load_side_cpu):3.0f}%"
+        load += f"  other {self.percent_of_core(self.other_cpu):3.0f}%"
+        if self.worker_cpu:
+            load += "  workers " + "/".join(f"{self.percent_of_core(cpu):.0f}%" for cpu in self.worker_cpu)
+        if self.error_kinds:
+            load += "  errors: " + ", ".join(f"{kind} {n}" for kind, n in self.error_kinds.items())
+        waited = f"  (waited {self.idle_wait:.1f} s for idle)" if self.idle_wait > 1 else ""
+        return (
+            f"{self.rps:8.1f} req/s  p50 {self.p50_ms:7.1f} ms  p99 {self.p99_ms:7.1f} ms  errors {self.errors:<4}"
+            f"  cpu {self.cpu_us_per_request:6.0f} us/req  up/req {self.upstream_per_request:5.2f}{load}{waited}"
+            + ("" if self.idle else "  STARTED WHILE BUSY")
+        )
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Medians over runs (errors: the total)."""
+
+    runs: int
+    rps: float
+    rps_spread: float  # (max - min) / median of req/s, over runs
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    cpu_percent: float  # server CPU seconds per wall second, in % of one core
+    cpu_us_per_request: float
+    upstream_per_request: float
+    load_side_percent: float  # CPU of the simulator + load generator, % of one core, the busiest run's
+    other_percent: float  # CPU used outside the benchmark, % of one core, the busiest run's
+
+    @classmethod
+    def of(cls, samples: Sequence[Sample]) -> Summary:
+        rates = [s.rps for s in samples]
+        median_rps = statistics.median(rates)
+        return cls(
+            runs=len(samples),
+            rps=median_rps,
+            rps_spread=(max(rates) - min(rates)) / median_rps if median_rps else float("nan"),
+            p50_ms=statistics.median(s.p50_ms for s in samples),
+            p99_ms=statistics.median(s.p99_ms for s in samples),
+            errors=sum(s.errors for s in samples),
+            cpu_percent=statistics.median(100 * s.cpu_seconds / s.seconds for s in samples),
+            cpu_us_per_request=statistics.median(s.cpu_us_per_request for s in samples),
+            upstream_per_request=statistics.median(s.upstream_per_request for s in samples),
+            load_side_percent=max(s.percent_of_core(s.load_side_cpu) for s in samples),
+            other_percent=max(s.percent_of_core(s.other_cpu) for s in samples),
+        )
+
+
+@dataclass
+class Results:
+    samples: dict[tuple[str, int, int], list[Sample]] = field(default_factory=dict)  # (impl, calls, connections)
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)  # impl -> why it could not be measured
+    newcomer_db_opened: bool | None = None
+
+    def add(self, impl: str, calls: int, connections: int, sample: Sample) -> None:
+        self.samples.setdefault((impl, calls, connections), []).append(sample)
+
+    def summary(self, impl: str, calls: int, connections: int) -> Summary | None:
+        samples = self.samples.get((impl, calls, connections))
+        return Summary.of(samples) if samples else None
+
+
+# --- The machine ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Which cores the server and the load side get; None: no pinning."""
+
+    server_core: int | None
+    load_core: int | None
+    all_cores: str
+    reason: str
+
+    @classmethod
+    def detect(cls) -> Placement:
+        allowed = sorted(os.sched_getaffinity(0))
+        all_cores = ",".join(map(str, allowed))
+        if shutil.which("taskset") is None:
+            return cls(None, None, all_cores, "no pinning: taskset is not installed")
+        if len(allowed) < 2:
+            return cls(None, None, all_cores, f"no pinning: only {len(allowed)} core available")
+        return cls(
+            allowed[0],
+            allowed[1],
+            all_cores,
+            f"server pinned to core {allowed[0]}; simulator and load generator share core {allowed[1]}",
+        )
+
+    @property
+    def pinned(self) -> bool:
+        return self.server_core is not None
+
+    def server_prefix(self, impl: Implementation) -> list[str]:
+        if not self.pinned:
+            return []
+        # Several workers get every core (explicitly: a pinned parent's affinity would otherwise be inherited).
+        return ["taskset", "-c", self.all_cores if impl.workers > 1 else str(self.server_core)]
+
+    def load_prefix(self) -> list[str]:
+        return ["taskset", "-c", str(self.load_core)] if self.pinned else []
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware", "cpu model")):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def fast_uvicorn_flags() -> list[str]:
+    """uvloop + httptools when both are importable (uvicorn[standard]); the same for every implementation."""
+    if all(importlib.util.find_spec(name) is not None for name in ("uvloop", "httptools")):
+        return ["--loop", "uvloop", "--http", "httptools"]
+    return []
+
+
+def version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "-"
+
+
+# --- /proc ---------------------------------------------------------------------------------------------------------
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and its live descendants (uvicorn --workers N runs workers as children)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(parents.get(pid, []))
+    return tree
+
+
+def tree_cpu(root: int) -> dict[int, float]:
+    """utime + stime of each live process of the tree, in seconds."""
+    seconds = {}
+    for pid in process_tree(root):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            seconds[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime: fields 14, 15 of stat(5)
+    return seconds
+
+
+def cpu_seconds(root: int) -> float:
+    """utime + stime of the process tree (live processes)."""
+    return sum(tree_cpu(root).values())
+
+
+def peak_rss_mb(root: int) -> float:
+    """Sum of VmHWM (peak resident set) over the process tree, in MB."""
+    kilobytes = 0
+    for pid in process_tree(root):
+        with contextlib.suppress(OSError, ValueError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    kilobytes += int(line.split()[1])
+    return kilobytes / 1024
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every core has spent busy since boot (user, nice, system, irq, softirq, steal), from /proc/stat."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith("cpu "):
+            user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in line.split()[1:9])
+            return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+    return 0.0
+
+
+def own_and_children_cpu() -> float:
+    """CPU seconds of this runner and of its finished children (the load generator runs)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def worker_split(root: int, before: dict[int, float], after: dict[int, float]) -> tuple[float, ...]:
+    """CPU seconds each worker (a process of the tree other than the supervisor) used between two readings."""
+    used = [cpu - before.get(pid, 0.0) for pid, cpu in after.items() if pid != root]
+    return tuple(sorted((cpu for cpu in used if cpu > 0.005), reverse=True))
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of a process group."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            state, _ppid, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+            if int(group) == pgid and state != "Z":
+                members.append(int(stat.parent.name))
+    return members
+
+
+# --- Processes -----------------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def http_get(url: str, *, timeout: float = 5.0) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback http only
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+class Process:
+    """A child process in its own session, so stopping it reaches its own children (uvicorn workers) too."""
+
+    def __init__(self, name: str, command: list[str], *, env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.command = command
+        self.log_path = log_dir / f"{name}.log"
+        with self.log_path.open("wb") as log:
+            self.popen = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def wait_ready(self, url: str) -> bytes:
+        """The body of the first 200 from `url`, within READY_TIMEOUT_S."""
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        last = "no answer"
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with code {self.popen.returncode}\n{self.log_tail()}")
+            try:
+                status, body = http_get(url, timeout=2.0)
+            except OSError as exc:
+                last = str(exc)
+            else:
+                if status == 200:
+                    return body
+                last = f"HTTP {status}: {body[:200]!r}"
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} not ready within {READY_TIMEOUT_S:g} s ({last})\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 20) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    def stop(self) -> None:
+        """SIGTERM to the process group (the server and its workers); SIGKILL what is left after STOP_TIMEOUT_S."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            if not self.alive():
+                return
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, sig)
+            deadline = time.monotonic() + STOP_TIMEOUT_S
+            while self.alive() and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+    def alive(self) -> bool:
+        self.popen.poll()  # reap the leader, so it does not count as a member
+        return bool(group_members(self.popen.pid))
+
+
+@dataclass
+class Servers:
+    """Everything started, for the `finally` that stops it all."""
+
+    processes: list[Process] = field(default_factory=list)
+
+    def start(self, name: str, command: list[str], *, env: dict[str, str], log_dir: Path) -> Process:
+        process = Process(name, command, env=env, log_dir=log_dir)
+        self.processes.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+    def leftovers(self) -> list[str]:
+        """Started processes with anything of their process group still alive."""
+        return [f"{p.name} (group {p.pid})" for p in self.processes if p.alive()]
+
+
+def base_env() -> dict[str, str]:
+    """The runner's environment minus anything that would configure a server behind our back."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("UPSTREAM_", "DJANGO_", "AGGREGATE_", "DEMO_")) and key not in {"REDIS_URL"}
+    }
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def server_env(kind: Kind, upstream_url: str, work_dir: Path) -> dict[str, str]:
+    env = base_env()
+    if kind == "tributary":
+        env |= {
+            "DJANGO_SETTINGS_MODULE": "benchmarks.bench_settings",
+            "DJANGO_SECRET_KEY": "bench",
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "LOG_LEVEL": "WARNING",
+            **{f"UPSTREAM_{name}_URL": upstream_url for name in ("SLOW", "CATALOG", "INVENTORY", "REVIEWS", "FX")},
+        }
+    elif kind == "newcomer":
+        env |= {
+            "DJANGO_SETTINGS_MODULE": "benchmarks.newcomer.settings",
+            "UPSTREAM_URL": upstream_url,
+            "NEWCOMER_SQLITE_PATH": str(work_dir / "newcomer.sqlite3"),
+        }
+    else:
+        env["UPSTREAM_URL"] = upstream_url
+    return env
+
+
+APPS: dict[Kind, str] = {
+    "tributary": "config.asgi:application",
+    "fastapi": "benchmarks.reference_fastapi:app",
+    "newcomer": "benchmarks.newcomer.asgi:application",
+}
+
+
+def server_command(impl: Implementation, port: int, placement: Placement) -> list[str]:
+    # Django's own ASGI handler refuses the lifespan protocol: the newcomer runs with uvicorn's default ("auto").
+    lifespan = "auto" if impl.kind == "newcomer" else "on"
+    return [
+        *placement.server_prefix(impl),
+        PYTHON,
+        "-m",
+        "uvicorn",
+        APPS[impl.kind],
+        *("--host", HOST, "--port", str(port), "--workers", str(impl.workers), "--lifespan", lifespan),
+        *("--no-access-log", "--log-level", "warning", *fast_uvicorn_flags()),
+    ]
+
+
+def check_body(body: bytes, calls: int) -> int:
+    """The number of payloads in a response body, or ValueError if it is not the expected shape."""
+    data = json.loads(body)
+    payloads = [data] if calls == 1 else data.get("results", [])
+    if len(payloads) != calls or not all(isinstance(p, dict) and len(p.get("items", [])) > 0 for p in payloads):
+        raise ValueError(f"expected {calls} payload(s), got {body[:200]!r}")
+    return len(body)
+
+
+# --- Load ----------------------------------------------------------------------------------------------------------
+
+_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def _ms(value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value.strip()).groups()  # type: ignore[union-attr]
+    return float(number) * _UNITS_MS[unit]
+
+
+def parse_wrk(output: str) -> dict[str, Any]:
+    """Requests/sec, the 50% and 99% latency lines, and errors (non-2xx/3xx plus socket errors) of `wrk --latency`."""
+    completed = re.search(r"(\d+) requests in ([\d.]+(?:us|ms|s|m)),", output)
+    if completed is None:
+        raise ValueError(f"unexpected wrk output: {output[-300:]!r}")
+    kinds: dict[str, int] = {}
+    if match := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output):
+        kinds |= dict(zip(("connect", "read", "write", "timeout"), map(int, match.groups()), strict=True))
+    if match := re.search(r"Non-2xx or 3xx responses: (\d+)", output):
+        kinds["non-2xx"] = int(match.group(1))
+    p50 = re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE)
+    p99 = re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    return {
+        "requests": int(completed.group(1)),
+        "seconds": _ms(completed.group(2)) / 1000,
+        "rps": float(rps.group(1)) if rps else 0.0,
+        "p50_ms": _ms(p50.group(1)) if p50 else float("nan"),
+        "p99_ms": _ms(p99.group(1)) if p99 else float("nan"),
+        "errors": sum(kinds.values()),
+        "error_kinds": {kind: n for kind, n in kinds.items() if n},
+    }
+
+
+@dataclass(frozen=True)
+class LoadGenerator:
+    placement: Placement
+    wrk: str | None
+
+    @property
+    def label(self) -> str:
+        return "wrk" if self.wrk else "benchmarks/loadgen.py (Python fallback: wrk is not installed)"
+
+    def command(self, url: str, connections: int, duration: float) -> list[str]:
+        if self.wrk:
+            # One thread: the load core is shared with the simulator; wrk's thread is far from its limit here.
+            args = ["-t1", f"-c{connections}", f"-d{duration:g}s", f"--timeout={REQUEST_TIMEOUT_S}s", "--latency", url]
+            return [*self.placement.load_prefix(), self.wrk, *args]
+        args = [url, "-c", str(connections), "-d", f"{duration:g}", "--timeout", str(REQUEST_TIMEOUT_S)]
+        return [*self.placement.load_prefix(), PYTHON, str(ROOT / "benchmarks" / "loadgen.py"), *args]
+
+    def run(self, url: str, connections: int, duration: float) -> dict[str, Any]:
+        done = subprocess.run(
+            self.command(url, connections, duration),
+            capture_output=True,
+            text=True,
+            timeout=duration + REQUEST_TIMEOUT_S + 30,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"load generator failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+        return parse_wrk(done.stdout) if self.wrk else json.loads(done.stdout)
+
+
+# --- The benchmark -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    placement: Placement
+    load: LoadGenerator
+    work_dir: Path
+    servers: Servers = field(default_factory=Servers)
+    results: Results = field(default_factory=Results)
+    running: dict[str, tuple[Process, str]] = field(default_factory=dict)  # impl -> (process, base URL)
+    simulator: Process | None = None
+    simulator_url: str = ""
+
+    def simulator_served(self) -> int:
+        _, body = http_get(f"{self.simulator_url}/__stats")
+        return int(json.loads(body)["requests"])
+
+    def start_simulator(self) -> None:
+        port = free_port()
+        command = [
+            *self.placement.load_prefix(),
+            PYTHON,
+            str(ROOT / "benchmarks" / "upstream.py"),
+            *("--port", str(port), "--latency-ms", f"{self.args.latency_ms:g}"),
+        ]
+        self.simulator = self.servers.start("upstream", command, env=base_env(), log_dir=self.work_dir)
+        self.simulator_url = f"http://{HOST}:{port}"
+        self.simulator.wait_ready(f"{self.simulator_url}/__stats")
+
+    def start(self, impl: Implementation) -> None:
+        port = free_port()
+        process = self.servers.start(
+            impl.name,
+            server_command(impl, port, self.placement),
+            env=server_env(impl.kind, self.simulator_url, self.work_dir) | dict(impl.env),
+            log_dir=self.work_dir,
+        )
+        base = f"http://{HOST}:{port}"
+        sizes = []
+        for calls, path in sorted(impl.paths.items()):
+            body = process.wait_ready(base + path)
+            sizes.append(f"{calls} call{'s' * (calls > 1)}: {check_body(body, calls)} B")
+        self.running[impl.name] = (process, base)
+        print(f"  {impl.name:<20} pid {process.pid:<7} {base}{impl.main_path}  ({', '.join(sizes)})")
+
+    def busy_counters(self) -> tuple[float, int]:
+        """(CPU seconds of every running server, payloads served by the simulator)."""
+        return sum(cpu_seconds(process.pid) for process, _ in self.running.values()), self.simulator_served()
+
+    def wait_idle(self) -> tuple[float, bool]:
+        """Wait until no server is still working on an earlier run: (seconds waited, idle reached)."""
+        started = time.monotonic()
+        before = self.busy_counters()
+        while time.monotonic() - started < IDLE_TIMEOUT_S:
+            time.sleep(IDLE_WINDOW_S)
+            now = self.busy_counters()
+            if now[1] == before[1] and now[0] - before[0] <= IDLE_CPU_S:
+                return time.monotonic() - started, True
+            before = now
+        return time.monotonic() - started, False
+
+    def measure(self, impl: Implementation, calls: int, connections: int, duration: float) -> Sample:
+        process, base = self.running[impl.name]
+        assert self.simulator is not None
+        if process.popen.poll() is not None:
+            raise RuntimeError(f"the server exited with code {process.popen.returncode}\n{process.log_tail()}")
+        idle_wait, idle = self.wait_idle()
+        servers_before, served_before = self.busy_counters()
+        server_before, simulator_before = tree_cpu(process.pid), cpu_seconds(self.simulator.pid)
+        runner_before, machine_before = own_and_children_cpu(), machine_busy_seconds()
+        result = self.load.run(base + impl.paths[calls], connections, duration)
+        machine_after, runner_after = machine_busy_seconds(), own_and_children_cpu()
+        server_after, simulator_after = tree_cpu(process.pid), cpu_seconds(self.simulator.pid)
+        servers_after, served_after = self.busy_counters()
+        load_side = (simulator_after - simulator_before) + (runner_after - runner_before)
+        ours = (servers_after - servers_before) + load_side
+        answered = result["requests"] > 0
+        return Sample(
+            requests=result["requests"],
+            seconds=result["seconds"],
+            rps=result["rps"],
+            p50_ms=result["p50_ms"] if answered else float("nan"),
+            p99_ms=result["p99_ms"] if answered else float("nan"),
+            errors=result["errors"],
+            error_kinds=result.get("error_kinds", {}),
+            cpu_seconds=sum(server_after.values()) - sum(server_before.values()),
+            upstream_calls=served_after - served_before,
+            load_side_cpu=load_side,
+            other_cpu=max(0.0, machine_after - machine_before - ours),
+            idle_wait=idle_wait,
+            idle=idle,
+            worker_cpu=worker_split(process.pid, server_before, server_after) if impl.workers > 1 else (),
+        )
+
+    def record(self, impl: Implementation, calls: int, connections: int, label: str) -> None:
+        try:
+            sample = self.measure(impl, calls, connections, self.args.duration)
+        except (RuntimeError, subprocess.TimeoutExpired, OSError, ValueError) as exc:
+            print(f"  {label} {impl.name:<20} calls={calls:<2} c={connections:<3} FAILED: {exc}")
+            self.results.failed.setdefault(impl.name, f"a run failed: {exc}")
+            return
+        self.results.add(impl.name, calls, connections, sample)
+        print(f"  {label} {impl.name:<20} calls={calls:<2} c={connections:<3} {sample.describe()}")
+
+    def run(self, impls: Sequence[Implementation]) -> None:
+        args = self.args
+        print("Starting servers (each checked: 200 and the expected payloads on every measured path)")
+        self.start_simulator()
+        assert self.simulator is not None
+        print(f"  {'upstream simulator':<20} pid {self.simulator.pid:<7} {self.simulator_url}/slow_data_1")
+        started: list[Implementation] = []
+        for impl in impls:
+            try:
+                self.start(impl)
+            except (RuntimeError, ValueError) as exc:
+                print(f"  {impl.name:<20} FAILED TO START: {exc}")
+                self.results.failed[impl.name] = f"did not start: {str(exc).splitlines()[0]}"
+            else:
+                started.append(impl)
+        print(f"\nWarm-up: {WARM_UP_S:g} s at {max(args.connections)} connections each (not measured)")
+        for impl in started:
+            _, base = self.running[impl.name]
+            with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+                self.load.run(base + impl.main_path, max(args.connections), min(WARM_UP_S, args.duration))
+
+        print(f"\nMeasuring: {args.runs} round(s) of {args.duration:g} s runs, 3 upstream calls per request")
+        for round_number in range(args.runs):
+            shift = round_number % max(1, len(started))
+            for impl in [*started[shift:], *started[:shift]]:
+                for connections in args.connections:
+                    self.record(impl, 3, connections, f"[{round_number + 1}/{args.runs}]")
+        for impl in started:
+            self.results.peak_rss_mb[impl.name] = peak_rss_mb(self.running[impl.name][0].pid)
+
+        curve = [impl for impl in started if impl.cost_curve]
+        if curve:
+            top = max(args.connections)
+            print(f"\nMeasuring: cost per upstream call, 1 and 10 calls per request at {top} connections")
+            for round_number in range(args.runs):
+                for impl in curve:
+                    for calls in (1, 10):
+                        self.record(impl, calls, top, f"[{round_number + 1}/{args.runs}]")
+
+        if "newcomer-adrf" in self.running:
+            self.results.newcomer_db_opened = (self.work_dir / "newcomer.sqlite3").exists()
+
+
+# --- The report ----------------------------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    """`value` formatted, or "-" when it is missing or NaN."""
+    if value is None or value != value:
+        return "-"
+    return format(value, spec)
+
+
+def _ratio(value: float | None, base: float | None) -> float | None:
+    if value is None or base is None or base == 0 or value != value or base != base:
+        return None
+    return value / base
+
+
+# (title, second title line, width) of each column of the per-level table.
+LEVEL_COLUMNS = (
+    ("implementation", "", 20),
+    ("req/s", "", 8),
+    ("spread", "", 7),
+    ("p50 ms", "", 8),
+    ("p99 ms", "", 8),
+    ("errors", "", 7),
+    ("srv CPU", "% core", 8),
+    ("up/req", "", 7),
+    ("peak RSS", "MB", 9),
+    ("other", "% core", 7),
+    ("req/s", "xfastapi", 9),
+    ("p50", "xfastapi", 9),
+)
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "  " + " ".join(
+        f"{cell:<{width}}" if i == 0 else f"{cell:>{width}}"
+        for i, (cell, (_, _, width)) in enumerate(zip(cells, LEVEL_COLUMNS, strict=True))
+    )
+
+
+def print_level_table(results: Results, impls: Sequence[Implementation], connections: int) -> None:
+    baseline = results.summary(BASELINE, 3, connections)
+    print(f"\n{connections} connections, 3 upstream calls per request (medians over runs; errors: total)")
+    header = _row([title for title, _, _ in LEVEL_COLUMNS])
+    print(header)
+    print(_row([subtitle for _, subtitle, _ in LEVEL_COLUMNS]))
+    print("  " + "-" * (len(header) - 2))
+    for impl in impls:
+        summary = results.summary(impl.name, 3, connections)
+        if summary is None:
+            print(f"  {impl.name:<20} not measured: {results.failed.get(impl.name, 'no successful run')}")
+            continue
+        rps_ratio = _ratio(summary.rps, baseline.rps if baseline else None)
+        p50_ratio = _ratio(summary.p50_ms, baseline.p50_ms if baseline else None)
+        cells = [
+            impl.name,
+            f"{summary.rps:.1f}",
+            _fmt(100 * summary.rps_spread, ".0f") + "%",
+            _fmt(summary.p50_ms, ".1f"),
+            _fmt(summary.p99_ms, ".1f"),
+            str(summary.errors),
+            f"{summary.cpu_percent:.0f}%",
+            _fmt(summary.upstream_per_request, ".2f"),
+            _fmt(results.peak_rss_mb.get(impl.name), ".1f"),
+            f"{summary.other_percent:.0f}%",
+            _fmt(rps_ratio, ".2f") + "x",
+            _fmt(p50_ratio, ".2f") + "x",
+        ]
+        print(_row(cells))
+
+
+@dataclass(frozen=True)
+class CostCurve:
+    points: dict[int, Summary]
+
+    @property
+    def per_call_us(self) -> float | None:
+        if 1 not in self.points or 10 not in self.points:
+            return None
+        return (self.points[10].cpu_us_per_request - self.points[1].cpu_us_per_request) / 9
+
+    @property
+    def fixed_us(self) -> float | None:
+        per_call = self.per_call_us
+        return None if per_call is None else self.points[1].cpu_us_per_request - per_call
+
+
+def cost_curve(results: Results, impl: str, connections: int) -> CostCurve:
+    points = {calls: results.summary(impl, calls, connections) for calls in (1, 3, 10)}
+    return CostCurve({calls: summary for calls, summary in points.items() if summary is not None})
+
+
+def print_cost_table(results: Results, impls: Sequence[Implementation], connections: int) -> None:
+    curves = [impl for impl in impls if impl.cost_curve]
+    if not curves:
+        return
+    print(f"\nCost grows with work: {connections} connections, 1, 3 and 10 upstream calls per request")
+    print("  (server CPU = utime+stime of the server's process tree from /proc/<pid>/stat, per request served)")
+    print(f"  {'implementation':<20} {'calls':>5} {'req/s':>8} {'p50 ms':>8} {'errors':>7} {'CPU us/req':>11}")
+    print("  " + "-" * 63)
+    for impl in curves:
+        curve = cost_curve(results, impl.name, connections)
+        for calls, summary in sorted(curve.points.items()):
+            print(
+                f"  {impl.name:<20} {calls:>5} {summary.rps:>8.1f} {summary.p50_ms:>8.1f} {summary.errors:>7}"
+                f" {summary.cpu_us_per_request:>11.0f}"
+            )
+        print(
+            f"  {'':<20} -> per upstream call {_fmt(curve.per_call_us, '.0f')} us CPU (slope 1 -> 10 calls),"
+            f" fixed per request {_fmt(curve.fixed_us, '.0f')} us"
+        )
+
+
+def _rps(summary: Summary | None) -> float | None:
+    return summary.rps if summary else None
+
+
+def _verdict(met: bool | None) -> str:
+    return "not measured" if met is None else ("MET" if met else "NOT MET")
+
+
+def print_targets(results: Results, args: argparse.Namespace) -> None:
+    low, high = min(args.connections), max(args.connections)
+    tributary_high = results.summary("tributary", 3, high)
+    tributary_low = results.summary("tributary", 3, low)
+    fastapi_high = results.summary(BASELINE, 3, high)
+    two_workers = results.summary("tributary-2-workers", 3, high)
+    rss = results.peak_rss_mb.get("tributary")
+    limit_p50 = TARGET_P50_OVER_UPSTREAM * args.latency_ms
+
+    throughput = _ratio(_rps(tributary_high), _rps(fastapi_high))
+    scaling = _ratio(_rps(two_workers), _rps(tributary_high))
+    p50 = tributary_low.p50_ms if tributary_low else None
+    rows = [
+        (
+            f"tributary req/s at {high} connections >= {TARGET_THROUGHPUT_VS_FASTAPI:g}x fastapi",
+            f"{_fmt(throughput, '.2f')}x",
+            None if throughput is None else throughput >= TARGET_THROUGHPUT_VS_FASTAPI,
+        ),
+        (
+            f"tributary p50 at {low} connections <= {TARGET_P50_OVER_UPSTREAM:g}x upstream latency ({limit_p50:g} ms)",
+            f"{_fmt(p50, '.1f')} ms",
+            None if p50 is None else p50 <= limit_p50,
+        ),
+        (
+            f"tributary peak RSS (1 worker, through {high} connections) <= {TARGET_PEAK_RSS_MB:g} MB",
+            f"{_fmt(rss, '.1f')} MB",
+            None if rss is None else rss <= TARGET_PEAK_RSS_MB,
+        ),
+        (
+            f"2 workers (unpinned) req/s at {high} connections >= {TARGET_TWO_WORKER_SCALING:g}x 1 worker",
+            f"{_fmt(scaling, '.2f')}x",
+            None if scaling is None else scaling >= TARGET_TWO_WORKER_SCALING,
+        ),
+    ]
+    print("\nTARGETS (from the issue; reported, not asserted; judged on `tributary`, which does the same work)")
+    width = max(len(name) for name, _, _ in rows)
+    for name, measured, met in rows:
+        print(f"  {name:<{width}}  {measured:>10}  {_verdict(met)}")
+    tributary_curve = cost_curve(results, "tributary", high)
+    fastapi_curve = cost_curve(results, BASELINE, high)
+    per_call = _ratio(tributary_curve.per_call_us, fastapi_curve.per_call_us)
+    print(
+        f"  {'cost grows with work: CPU per upstream call (tributary vs fastapi)':<{width}}"
+        f"  {_fmt(tributary_curve.per_call_us, '.0f'):>7} us  (fastapi {_fmt(fastapi_curve.per_call_us, '.0f')} us,"
+        f" {_fmt(per_call, '.2f')}x; no threshold in the issue)"
+    )
+    coalesced = results.summary("tributary-coalesced", 3, high)
+    if coalesced and fastapi_high:
+        print(
+            f"  for information, the published endpoint (tributary-coalesced) at {high} connections:"
+            f" {_fmt(_ratio(coalesced.rps, fastapi_high.rps), '.2f')}x fastapi req/s with"
+            f" {coalesced.upstream_per_request:.2f} upstream calls per request instead of 3"
+        )
+
+
+def print_notes(results: Results, bench: Bench, args: argparse.Namespace) -> None:
+    print("\nNotes")
+    print("  spread: (max - min) / median of req/s over the runs. srv CPU: server CPU time / wall time, % of one core.")
+    print(
+        "  up/req: payloads the simulator served during a run per request answered: 3 = no call saved or repeated."
+        " Above 3 when many requests are still in flight at the end of a run (latencies near the run's length)."
+    )
+    print(
+        "  peak RSS: VmHWM summed over the server's process tree (uvicorn --workers 2: supervisor + both workers),"
+        " read after the main runs."
+    )
+    top = max(args.connections)
+    print(
+        f"  ceiling: {top} connections with a {args.latency_ms:g} ms upstream allow at most"
+        f" {top * 1000 / args.latency_ms:.0f} req/s (closed loop); a service near it is latency-bound, not CPU-bound."
+    )
+    samples = [sample for runs in results.samples.values() for sample in runs]
+    if samples:
+        load_side = max(s.percent_of_core(s.load_side_cpu) for s in samples)
+        print(
+            f"  load side: the simulator and the load generator used at most {load_side:.0f}% of a core in any run"
+            + ("  <- it may have limited some runs" if load_side > 80 else "")
+        )
+        other = max(s.percent_of_core(s.other_cpu) for s in samples)
+        print(
+            "  other: CPU used by processes outside the benchmark during the run (all cores, steal included),"
+            f" busiest run {other:.0f}% of a core"
+            + ("  <- a busy machine: compare rounds, not single runs" if other > 20 else "")
+        )
+        not_idle = sum(not s.idle for s in samples)
+        if not_idle:
+            print(f"  {not_idle} run(s) started while a server was still busy after {IDLE_TIMEOUT_S:g} s.")
+    for name, runs in results.samples.items():
+        impl = BY_NAME[name[0]]
+        if impl.workers > 1:
+            splits = ", ".join("/".join(f"{s.percent_of_core(c):.0f}%" for c in s.worker_cpu) for s in runs)
+            print(f"  {impl.name}: CPU of each worker per run at {name[2]} connections: {splits}")
+    if results.newcomer_db_opened is not None:
+        opened = "was opened" if results.newcomer_db_opened else "was never opened (no migrate needed)"
+        print(f"  newcomer-adrf's SQLite database {opened}.")
+    if not bench.placement.pinned:
+        print(f"  {bench.placement.reason}: the server, simulator and load generator share every core.")
+
+
+def print_header(
+    args: argparse.Namespace, placement: Placement, load: LoadGenerator, impls: Sequence[Implementation]
+) -> None:
+    print("Tributary benchmark: the same load against each implementation, in one run")
+    print(f"  machine: {cpu_model()}, {os.cpu_count()} cores (allowed: {placement.all_cores}), {platform.system()}")
+    print(
+        f"  python {platform.python_version()}; "
+        + ", ".join(
+            f"{p} {version(p)}"
+            for p in (
+                "django",
+                "djangorestframework",
+                "adrf",
+                "fastapi",
+                "pydantic",
+                "httpx",
+                "httpx-aiohttp",
+                "uvicorn",
+            )
+        )
+    )
+    print(f"  placement: {placement.reason}")
+    print(
+        f"  load: {load.label}; uvicorn {' '.join(fast_uvicorn_flags()) or '(default loop and parser)'}, 1 worker"
+        " unless named otherwise"
+    )
+    print(f"  upstream: benchmarks/upstream.py, {args.latency_ms:g} ms fixed latency, ~2.3 KB JSON per call")
+    levels = ", ".join(map(str, args.connections))
+    print(
+        f"  plan: {len(impls)} implementation(s) x connections {levels} x {args.runs} run(s) of {args.duration:g} s;"
+        f" estimated {estimate_seconds(args, impls) / 60:.1f} min"
+    )
+    command = [
+        ".venv/bin/python",
+        "benchmarks/run.py",
+        "--runs",
+        str(args.runs),
+        "--duration",
+        f"{args.duration:g}",
+        "--connections",
+        ",".join(map(str, args.connections)),
+        "--latency-ms",
+        f"{args.latency_ms:g}",
+        "--only",
+        ",".join(impl.name for impl in impls),
+    ]
+    print(f"  reproduce: cd {ROOT} && {shlex.join(command)}")
+
+
+def estimate_seconds(args: argparse.Namespace, impls: Sequence[Implementation]) -> float:
+    runs: int = args.runs
+    duration: float = args.duration
+    per_run = duration + 1.0  # load generator start-up, waiting for idle, /proc readings
+    start = (3.0 + min(WARM_UP_S, duration)) * len(impls) + 2
+    main = runs * len(impls) * len(args.connections) * per_run
+    curve = runs * sum(impl.cost_curve for impl in impls) * 2 * per_run
+    return start + main + curve
+
+
+# --- Entry point ---------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="rounds; medians over them are reported (default 3)")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per run (default 5)")
+    parser.add_argument("--connections", default="8,64", help="load levels, comma-separated (default 8,64)")
+    parser.add_argument("--latency-ms", type=float, default=50.0, help="the simulator's fixed latency (default 50)")
+    parser.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(BY_NAME)}")
+    parser.add_argument("--quick", action="store_true", help="1 run of 2 s per level: a smoke test of the harness")
+    parser.add_argument("--python-load", action="store_true", help="use benchmarks/loadgen.py even if wrk exists")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.runs, args.duration = 1, 2.0
+    try:
+        args.connections = sorted({int(n) for n in args.connections.split(",") if n.strip()})
+    except ValueError:
+        parser.error("--connections takes comma-separated whole numbers, e.g. 8,64")
+    unknown = [name for name in args.only.split(",") if name.strip() and name.strip() not in BY_NAME]
+    if unknown:
+        parser.error(f"unknown implementation(s) {', '.join(unknown)}; choose from {', '.join(BY_NAME)}")
+    if args.runs < 1 or args.duration <= 0 or not args.connections or min(args.connections) < 1:
+        parser.error("--runs, --duration and --connections must be positive")
+    return args
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds through `finally`, which stops every server
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    chosen = {name.strip() for name in args.only.split(",") if name.strip()}
+    impls = [impl for impl in IMPLEMENTATIONS if not chosen or impl.name in chosen]
+    placement = Placement.detect()
+    load = LoadGenerator(placement, None if args.python_load else shutil.which("wrk"))
+    signal.signal(signal.SIGTERM, _terminate)
+    print_header(args, placement, load, impls)
+    print()
+    wall = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="tributary-bench-") as work:
+        bench = Bench(args, placement, load, Path(work))
+        try:
+            bench.run(impls)
+        except (RuntimeError, OSError) as exc:
+            print(f"\nBENCHMARK ABORTED: {exc}")
+            return 1
+        finally:
+            bench.servers.stop_all()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    leftovers = bench.servers.leftovers()
+    for connections in args.connections:
+        print_level_table(bench.results, impls, connections)
+    print_cost_table(bench.results, impls, max(args.connections))
+    print_targets(bench.results, args)
+    print_notes(bench.results, bench, args)
+    stopped = f"still running: {', '.join(leftovers)}" if leftovers else "every process it started has stopped"
+    print(
+        f"\nDone in {time.monotonic() - wall:.0f} s (servers, simulator and load generator used"
+        f" {children.ru_utime + children.ru_stime:.0f} CPU s); {stopped}."
+    )
+    return 1 if bench.results.failed or leftovers else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
