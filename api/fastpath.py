@@ -170,16 +170,11 @@ def _extra_char_validators(field: Any) -> list[Any]:
 
 def _compile_input(field: Any) -> Converter | None:
     convert = _compile_input_type(field)
-    if convert is None:
-        return None
-    allow_null = field.allow_null
+    if convert is None or not field.allow_null:
+        return convert  # every type converter refuses None by itself (a delegated field applies its own rule)
 
     def nullable(value: Any) -> Any:
-        if value is None:
-            if allow_null:
-                return None
-            raise Fallback
-        return convert(value)
+        return None if value is None else convert(value)
 
     return nullable
 
@@ -323,8 +318,16 @@ def _representer(serializer_class: type[serializers.Serializer]) -> Converter | 
 
 
 def _compile_serializer_output(serializer: serializers.Serializer) -> Converter | None:
-    plan = []
-    for name, field in serializer.fields.items():
+    """One generated function per serializer, like the validators: `int`/`str` fields converted inline."""
+    namespace: dict[str, Any] = {"Mapping": Mapping, "Fallback": Fallback}
+    body = [
+        "def run(instance):",
+        "    if type(instance) is not dict and not isinstance(instance, Mapping):",
+        "        raise Fallback",
+        "    out = {}",
+        "    try:",
+    ]
+    for i, (name, field) in enumerate(serializer.fields.items()):
         if field.write_only:
             continue
         if field.source in (None, "*") or "." in field.source:
@@ -332,20 +335,17 @@ def _compile_serializer_output(serializer: serializers.Serializer) -> Converter 
         convert = _compile_output(field)
         if convert is None:
             return None
-        plan.append((name, field.source, convert))
-
-    def run(instance: Any) -> dict[str, Any]:
-        if not isinstance(instance, Mapping):
-            raise Fallback
-        data = {}
-        for name, source, convert in plan:
-            try:
-                value = instance[source]
-            except KeyError:
-                raise Fallback from None  # defaults and skipped fields: DRF's rules
-            data[name] = None if value is None else convert(value)
-        return data
-
+        body.append(f"        value = instance[{field.source!r}]")
+        if convert is int or convert is str:
+            kind = convert.__name__
+            body.append(f"        out[{name!r}] = value if value is None or type(value) is {kind} else {kind}(value)")
+        else:
+            namespace[f"convert{i}"] = convert
+            body.append(f"        out[{name!r}] = None if value is None else convert{i}(value)")
+    body += ["    except KeyError:", "        raise Fallback from None  # defaults and skipped fields: DRF's rules"]
+    body.append("    return out")
+    exec("\n".join(body), namespace)  # noqa: S102 - the source is built here from field declarations only
+    run: Converter = namespace["run"]
     return run
 
 

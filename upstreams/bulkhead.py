@@ -23,11 +23,12 @@ class Bulkhead:
         self._slots = asyncio.Semaphore(policy.max_concurrency)
         self.in_use = 0
 
-    @asynccontextmanager
-    async def slot(self, *, wait: float | None = None) -> AsyncIterator[None]:
-        """Hold a slot for the duration of the block; wait at most `wait` (default: the policy's queue_timeout)."""
-        budget = self.policy.queue_timeout if wait is None else min(wait, self.policy.queue_timeout)
+    async def acquire(self, *, wait: float | None = None) -> None:
+        """Take a slot, waiting at most `wait` (default: the policy's queue_timeout), else `UpstreamSaturated`.
+        Every successful `acquire()` must be paired with a `release()` (a try/finally: no context manager
+        object on the hot path)."""
         if self._slots.locked():
+            budget = self.policy.queue_timeout if wait is None else min(wait, self.policy.queue_timeout)
             try:
                 async with asyncio.timeout(budget):
                     await self._slots.acquire()
@@ -36,8 +37,16 @@ class Bulkhead:
         else:
             await self._slots.acquire()  # free: returns at once
         self.in_use += 1
+
+    def release(self) -> None:
+        self.in_use -= 1
+        self._slots.release()
+
+    @asynccontextmanager
+    async def slot(self, *, wait: float | None = None) -> AsyncIterator[None]:
+        """`acquire()`/`release()` around a block."""
+        await self.acquire(wait=wait)
         try:
             yield
         finally:
-            self.in_use -= 1
-            self._slots.release()
+            self.release()

@@ -69,6 +69,11 @@ def freshness(headers: Mapping[str, str], *, default_ttl: float) -> float | None
     return default_ttl
 
 
+# Upstreams that have had a response stored in a local-memory cache of this process (which is where such a cache
+# lives): until then a look-up can only miss. A shared (Redis) cache is always asked: another process may store.
+_STORED_LOCALLY: set[tuple[str, str]] = set()
+
+
 class ResponseCache:
     """One upstream's view of the shared cache (keys are namespaced by upstream name)."""
 
@@ -76,12 +81,15 @@ class ResponseCache:
         self.name = name
         self.policy = policy
         self.alias = alias
+        self._cached_backend: tuple[Any, bool] | None = None
 
     def key(self, url: str) -> str:
         return f"tributary:upstream:{self.name}:{hashlib.sha256(url.encode()).hexdigest()[:40]}"
 
     async def get(self, url: str) -> CacheEntry | None:
         cache, is_local = self._backend()
+        if is_local and (self.alias, self.name) not in _STORED_LOCALLY:
+            return None  # nothing of this upstream was ever cacheable: skip the look-up (and its key hashing)
         value: Any = cache.get(self.key(url)) if is_local else await cache.aget(self.key(url))
         return value if isinstance(value, CacheEntry) else None
 
@@ -99,6 +107,7 @@ class ResponseCache:
         now = time.time()
         entry = CacheEntry(body=body, etag=etag, stored_at=now, fresh_until=now + fresh_for, keep_until=now + keep_for)
         cache, is_local = self._backend()
+        _STORED_LOCALLY.add((self.alias, self.name))
         if is_local:
             cache.set(self.key(url), entry, timeout=keep_for)
         else:
@@ -111,8 +120,13 @@ class ResponseCache:
         await self.store(url, entry.body, merged, ttl=ttl)
 
     def _backend(self) -> tuple[Any, bool]:
-        from django.core.cache import caches
-        from django.core.cache.backends.locmem import LocMemCache
+        # Looked up once: `caches[alias]` goes through an asgiref Local on every access, which costs more than
+        # the local-memory lookup itself. A LocMemCache shares its storage by name; Django's Redis cache pools
+        # its connections; so one instance serves every request.
+        if self._cached_backend is None:
+            from django.core.cache import caches
+            from django.core.cache.backends.locmem import LocMemCache
 
-        cache = caches[self.alias]
-        return cache, isinstance(cache, LocMemCache)
+            cache = caches[self.alias]
+            self._cached_backend = (cache, isinstance(cache, LocMemCache))
+        return self._cached_backend

@@ -10,7 +10,7 @@ The layers, outermost first, each doing one thing:
     _attempt            one request: circuit breaker check, bulkhead slot, and the attempt's time budget (the
                         smaller of the upstream's timeout and what is left of the request's deadline)
     _exchange           the HTTP exchange: status, content type, and a body read with a size limit
-    map_httpx_errors    httpx/transport exceptions -> the upstream error tree
+    translate_httpx_error   httpx/transport exceptions -> the upstream error tree
 
 The transport is injected (`TransportFactory`), so tests can swap in `httpx.MockTransport` or respx. By default it is
 httpx-aiohttp's `AiohttpTransport`: httpx's own pool is an order of magnitude slower under concurrency (see
@@ -64,6 +64,7 @@ __all__ = [
     "httpx_transport",
     "map_httpx_errors",
     "parse_retry_after",
+    "translate_httpx_error",
 ]
 
 TransportFactory = Callable[[UpstreamConfig], httpx.AsyncBaseTransport]
@@ -90,7 +91,7 @@ class Fetched:
 class _Raw:
     status: int
     body: bytes
-    headers: Mapping[str, str]
+    headers: Mapping[str, str]  # lower-cased names
     attempts: int
     error: UpstreamError | None = None  # set on a stale answer: the failure it stands in for
 
@@ -123,24 +124,27 @@ def httpx_transport(config: UpstreamConfig) -> httpx.AsyncBaseTransport:
     return httpx.AsyncHTTPTransport(limits=limits)
 
 
+def translate_httpx_error(exc: Exception, upstream: str) -> UpstreamError:
+    """The most specific upstream error for an exception the transport raised (httpx's, or a stray OSError)."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        # Not "timed out": httpx-aiohttp also reports refused connections and early disconnects as ConnectTimeout.
+        return UpstreamConnectError(upstream)
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamTimeout(upstream)
+    if isinstance(exc, httpx.ConnectError | OSError):
+        return UpstreamConnectError(upstream)
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        return UpstreamConnectError(upstream, "The upstream URL is not usable.")
+    return UpstreamProtocolError(upstream)  # ReadError, RemoteProtocolError, WriteError: the exchange broke mid-way
+
+
 @contextmanager
 def map_httpx_errors(upstream: str) -> Iterator[None]:
-    """Translate httpx's exceptions (which the transport already produced) into the most specific upstream error."""
+    """`translate_httpx_error` as a context manager: httpx's exceptions out, the upstream error tree in."""
     try:
         yield
-    except httpx.ConnectTimeout as exc:
-        # Not "timed out": httpx-aiohttp also reports refused connections and early disconnects as ConnectTimeout.
-        raise UpstreamConnectError(upstream) from exc
-    except httpx.TimeoutException as exc:
-        raise UpstreamTimeout(upstream) from exc
-    except httpx.ConnectError as exc:
-        raise UpstreamConnectError(upstream) from exc
-    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-        raise UpstreamConnectError(upstream, "The upstream URL is not usable.") from exc
-    except httpx.HTTPError as exc:  # ReadError, RemoteProtocolError, WriteError, ...: the exchange broke mid-way
-        raise UpstreamProtocolError(upstream) from exc
-    except OSError as exc:  # a transport that let a socket error through unmapped
-        raise UpstreamConnectError(upstream) from exc
+    except (httpx.HTTPError, OSError) as exc:
+        raise translate_httpx_error(exc, upstream) from exc
 
 
 class UpstreamClient:
@@ -284,7 +288,8 @@ class UpstreamClient:
         self._check_deadline()
         probe = await self.breaker.acquire()
         try:
-            async with self.bulkhead.slot(wait=self._budget()):
+            await self.bulkhead.acquire(wait=self._budget())
+            try:
                 budget = self._budget()  # again: waiting for the slot used some of it
                 try:
                     async with asyncio.timeout(budget):
@@ -292,6 +297,8 @@ class UpstreamClient:
                 except TimeoutError:
                     cut_short = budget < self.config.timeout  # by the request's deadline
                     raise (DeadlineExceeded if cut_short else UpstreamTimeout)(self.name) from None
+            finally:
+                self.bulkhead.release()
         except UpstreamSaturated:
             await self.breaker.abandon(probe=probe)  # never reached the upstream: no verdict on its health
             raise
@@ -320,40 +327,47 @@ class UpstreamClient:
         if (rid := context.request_id.get()) is not None:
             request_headers[context.REQUEST_ID_HEADER] = rid
         request = httpx.Request("GET", _parsed(url), headers=request_headers, extensions={"timeout": self._timeouts})
-        with map_httpx_errors(self.name):
+        try:  # translating inline (not `with map_httpx_errors`): one context manager less per call
             response = await self._transport.handle_async_request(request)
             try:
+                # One pass over the raw headers into a plain dict: httpx's Headers scans and decodes per lookup.
+                response_headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers.raw}
                 if response.status_code == 304 and "If-None-Match" in headers:
-                    return _Raw(304, b"", response.headers, attempts=1)
-                self._check_status(response)
-                self._check_content_type(response)
-                return _Raw(200, await self._read_limited(response), response.headers, attempts=1)
+                    return _Raw(304, b"", response_headers, attempts=1)
+                self._check_status(response.status_code, response_headers)
+                self._check_content_type(response_headers)
+                body = await self._read_limited(response, response_headers)
+                return _Raw(200, body, response_headers, attempts=1)
             finally:
                 await response.aclose()
+        except (httpx.HTTPError, OSError) as exc:
+            raise translate_httpx_error(exc, self.name) from exc
 
-    def _check_status(self, response: httpx.Response) -> None:
-        if response.status_code == 404:
+    def _check_status(self, status: int, headers: Mapping[str, str]) -> None:
+        if status == 404:
             raise UpstreamNotFound(self.name)
-        if not 200 <= response.status_code < 300:
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
-            raise UpstreamStatusError(self.name, response.status_code, retry_after=retry_after)
+        if not 200 <= status < 300:
+            raise UpstreamStatusError(self.name, status, retry_after=parse_retry_after(headers.get("retry-after")))
 
-    def _check_content_type(self, response: httpx.Response) -> None:
-        content_type = response.headers.get("content-type")
+    def _check_content_type(self, headers: Mapping[str, str]) -> None:
+        content_type = headers.get("content-type")
         if content_type is None:
             return  # no claim either way: let the JSON decoder decide
         media_type = content_type.split(";", 1)[0].strip().lower()
         if media_type != "application/json" and not media_type.endswith("+json"):
             raise UpstreamBadContentType(self.name, f"The upstream service answered with {media_type!r}, not JSON.")
 
-    async def _read_limited(self, response: httpx.Response) -> bytes:
+    async def _read_limited(self, response: httpx.Response, headers: Mapping[str, str]) -> bytes:
         """Read the (decoded) body, refusing it as soon as it is known to exceed the limit."""
         limit = self.config.max_body_bytes
-        declared = response.headers.get("content-length")
+        declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise UpstreamBodyTooLarge(self.name, limit)
+        # Not encoded and not yet read: the raw stream as is, without httpx's (identity) decoder chain.
+        raw = "content-encoding" not in headers and not response.is_stream_consumed
+        chunks = response.aiter_raw() if raw else response.aiter_bytes()
         body = bytearray()
-        async for chunk in response.aiter_bytes():
+        async for chunk in chunks:
             body += chunk
             if len(body) > limit:
                 raise UpstreamBodyTooLarge(self.name, limit)
