@@ -19,6 +19,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import APIView as DRFAPIView
 
@@ -27,6 +28,7 @@ from upstreams import get_registry
 from . import aggregates, fastpath
 from . import serializers as s
 from .aggregation import Aggregate, Parts
+from .renderers import ORJSONRenderer
 from .schema import AGGREGATE_HEADERS, problems
 
 __all__ = [
@@ -76,12 +78,31 @@ class OnLoopAPIView(APIView):
         self.response = response
         return response
 
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple[Any, str]:
+        # The common case, decided without parsing the Accept header: JSON is the only renderer, and the client
+        # accepts anything or JSON and asks for no ?format=. Anything else goes through DRF's negotiation (and
+        # its 406).
+        accept = request.META.get("HTTP_ACCEPT")
+        if (
+            accept in _ACCEPTS_JSON
+            and len(self.renderer_classes) == 1
+            and self.format_kwarg is None
+            and api_settings.URL_FORMAT_OVERRIDE not in request._request.GET
+        ):
+            renderer = self.renderer_classes[0]()
+            return renderer, renderer.media_type
+        return super().perform_content_negotiation(request, force)
+
     # adrf's versions call async_to_sync for async checks, which cannot run inside the event loop; ours are sync.
     def check_permissions(self, request: Request) -> None:
         DRFAPIView.check_permissions(self, request)
 
     def check_throttles(self, request: Request) -> None:
         DRFAPIView.check_throttles(self, request)
+
+
+_ACCEPTS_JSON = frozenset({None, "", "*/*", "application/json"})
+_JSON = ORJSONRenderer()
 
 
 def _rendered(response: Response) -> HttpResponseBase:
@@ -119,9 +140,17 @@ class TributaryViewSet(OnLoopAPIView, ViewSet):
         return await aggregate.build(args, deadline=self.requested_deadline())
 
     @staticmethod
-    def respond(data: Any, parts: Parts, serializer_class: type[serializers.Serializer]) -> Response:
-        """The shaped body, with one Server-Timing entry per upstream call (the browser's waterfall)."""
-        return Response(fastpath.represent(serializer_class, data), headers={"Server-Timing": parts.server_timing()})
+    def respond(data: Any, parts: Parts, serializer_class: type[serializers.Serializer]) -> HttpResponse:
+        """The shaped body as JSON, with one Server-Timing entry per upstream call (the browser's waterfall).
+
+        Rendered here, straight into Django's response: content negotiation already chose JSON (it is the only
+        renderer), and a DRF `Response` would only be rendered and copied into one later.
+        """
+        return HttpResponse(
+            _JSON.render(fastpath.represent(serializer_class, data)),
+            content_type=_JSON.media_type,
+            headers={"Server-Timing": parts.server_timing()},
+        )
 
 
 REQUEST_TIMEOUT_HEADER = "Request-Timeout"
@@ -136,7 +165,7 @@ class ExternalDataViewSet(TributaryViewSet):
         responses={200: s.ExternalData, **problems(400, 500, 502, 503, 504)},
         tags=["examples"],
     )
-    async def list(self, request: Request) -> Response:
+    async def list(self, request: Request) -> HttpResponse:
         data, parts = await self.aggregate(aggregates.ExternalData(), {})
         return self.respond(data, parts, s.ExternalData)
 
@@ -150,7 +179,7 @@ class MultipleExternalDataViewSet(TributaryViewSet):
         responses={200: s.MultipleExternalData, **problems(400, 500, 502, 503, 504)},
         tags=["examples"],
     )
-    async def list(self, request: Request) -> Response:
+    async def list(self, request: Request) -> HttpResponse:
         data, parts = await self.aggregate(aggregates.MultipleExternalData(), {})
         return self.respond(data, parts, s.MultipleExternalData)
 
@@ -167,7 +196,7 @@ class ProductViewSet(TributaryViewSet):
         responses={200: s.ProductPage, **problems(400, 500, 502, 503, 504)},
         tags=["products"],
     )
-    async def list(self, request: Request) -> Response:
+    async def list(self, request: Request) -> HttpResponse:
         query = self.query(s.ProductListQuery)
         data, parts = await self.aggregate(aggregates.ProductList(), query)
         data["next"], data["previous"] = self._links(request, count=data["count"], **query)
@@ -189,7 +218,7 @@ class ProductViewSet(TributaryViewSet):
         responses={200: s.ProductOverview, **problems(400, 404, 500, 502, 503, 504)},
         tags=["products"],
     )
-    async def retrieve(self, request: Request, id: str) -> Response:
+    async def retrieve(self, request: Request, id: str) -> HttpResponse:
         query = self.query(s.ProductOverviewQuery)
         data, parts = await self.aggregate(aggregates.ProductOverview(), {"id": int(id), **query})
         return self.respond(data, parts, s.ProductOverview)

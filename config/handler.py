@@ -14,6 +14,11 @@ them inline on the event loop is both correct and far cheaper than a thread per 
 
 `handle()` below is Django 5.2's, with exactly those calls made inline (marked `# inline`). Django is pinned to
 5.2.x in pyproject.toml; `tests/test_thread_hops.py` fails if a hop comes back.
+
+The database's per-request receivers are disconnected as well: no request here opens a connection (the API keeps
+no data; Django forbids database access from the event loop), so they would only walk empty connection lists on
+every request. Code that adds database access in views must reconnect them (django.db.close_old_connections and
+reset_queries on request_started/request_finished).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from django.conf import settings
 from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.db import close_old_connections, reset_queries
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import set_script_prefix, set_urlconf
 from django.utils.log import log_response
@@ -34,6 +40,12 @@ __all__ = ["TributaryASGIHandler"]
 
 
 class TributaryASGIHandler(ASGIHandler):
+    def __init__(self) -> None:
+        super().__init__()
+        signals.request_started.disconnect(reset_queries)
+        signals.request_started.disconnect(close_old_connections)
+        signals.request_finished.disconnect(close_old_connections)
+
     async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         try:
             body_file = await self.read_body(receive)
