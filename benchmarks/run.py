@@ -12,7 +12,8 @@ Implementations (benchmarks/bench_views.py, reference_fastapi.py, newcomer/):
     fastapi               FastAPI, one shared httpx client on httpx-aiohttp, pydantic validation
     seed                  the seed's pattern in Tributary's process: a new httpx.AsyncClient per call
     newcomer-adrf         startproject defaults + an adrf APIView with one shared default httpx client
-    tributary-2-workers   `tributary` under `uvicorn --workers 2`, not pinned
+    tributary-2-workers   `tributary` under `python -m config.serve --workers 2` (a SO_REUSEPORT socket per worker), not
+                          pinned
 
 Why two Tributary rows: Tributary coalesces identical concurrent upstream GETs, and a load generator repeating one
 URL makes every call identical, so by default it skips most of the upstream work the others do (the "upstream
@@ -479,6 +480,13 @@ APPS: dict[Kind, str] = {
 def server_command(impl: Implementation, port: int, placement: Placement) -> list[str]:
     # Django's own ASGI handler refuses the lifespan protocol: the newcomer runs with uvicorn's default ("auto").
     lifespan = "auto" if impl.kind == "newcomer" else "on"
+    if impl.kind == "tributary" and impl.workers > 1:
+        # Tributary's own launcher: one SO_REUSEPORT socket per worker, so connections spread evenly.
+        return [
+            *placement.server_prefix(impl),
+            *(PYTHON, "-m", "config.serve", "--host", HOST, "--port", str(port), "--workers", str(impl.workers)),
+            *("--no-access-log", "--log-level", "warning"),
+        ]
     return [
         *placement.server_prefix(impl),
         PYTHON,
