@@ -78,16 +78,13 @@ class MissingPart(serializers.Serializer):
     detail = serializers.CharField(help_text="Human-readable reason.")
 
 
-class StalePart(serializers.Serializer):
+class StalePart(MissingPart):
     """A part answered from the last good response because its upstream failed (stale-if-error)."""
 
     source = serializers.CharField(  # type: ignore[assignment]  # a declared field, not Field.source
         help_text="The part of the response that is stale."
     )
-    upstream = serializers.CharField(help_text="The upstream service that failed.")
     age = serializers.FloatField(help_text="Seconds since the stale copy was fetched.")
-    code = serializers.CharField(help_text="Why the upstream call failed, e.g. `upstream_timeout`.")
-    detail = serializers.CharField()
 
 
 @extend_schema_serializer(many=False)
