@@ -1,20 +1,21 @@
-"""One upstream's HTTP client: a pooled `httpx.AsyncClient` that fetches JSON and fails only with `UpstreamError`s.
+"""One upstream's HTTP client: httpx requests over a pooled transport, JSON out, and only `UpstreamError`s raised.
 
 The layers, outermost first, each doing one thing:
 
-    fetch_json          decode the body (orjson) or raise UpstreamInvalidJSON; report how the answer was obtained
-    _cached             answer fresh hits from the cache; on a fault, answer from a stale copy (stale-if-error)
-    _coalesced          identical concurrent calls share one upstream request (single flight)
-    _with_retries       retry idempotent failures: full-jitter backoff or the upstream's Retry-After, never past
-                        the request's deadline (stamina runs the loop)
-    _attempt            one request: circuit breaker check, bulkhead slot, and the attempt's time budget (the
-                        smaller of the upstream's timeout and what is left of the request's deadline)
-    _exchange           the HTTP exchange: status, content type, and a body read with a size limit
+    fetch_json              decode the body (orjson) or raise UpstreamInvalidJSON; report how it was obtained
+    _cached                 answer fresh hits from the cache; on a fault, answer from a stale copy (stale-if-error);
+                            identical concurrent misses share one request (single flight, unless COALESCE=false)
+    _refresh                revalidate with If-None-Match when there is an ETag; store what may be stored
+    _with_retries           retry idempotent failures: full-jitter backoff or the upstream's Retry-After, never past
+                            the request's deadline (the first attempt runs bare; stamina runs the retries)
+    _attempt                one request: circuit breaker, bulkhead slot, and the attempt's time budget (the smaller
+                            of the upstream's timeout and what is left of the request's deadline)
+    _exchange               the HTTP exchange on the transport: status, content type, a size-limited body read
     translate_httpx_error   httpx/transport exceptions -> the upstream error tree
 
-The transport is injected (`TransportFactory`), so tests can swap in `httpx.MockTransport` or respx. By default it is
-httpx-aiohttp's `AiohttpTransport`: httpx's own pool is an order of magnitude slower under concurrency (see
-`benchmarks/transports.py` for the measurement that chose it).
+The transport is injected (`TransportFactory`) and called directly with `httpx.Request`s, so tests can swap in
+`httpx.MockTransport` or respx. By default it is httpx-aiohttp's `AiohttpTransport`: httpx's own pool is an order of
+magnitude slower under concurrency (`benchmarks/transports.py` has the measurement that chose it).
 """
 
 from __future__ import annotations
