@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,27 +82,44 @@ class _FanOut:
         self.running: dict[asyncio.Task[Any], Call] = {}
         self.started: dict[str, float] = {}
         self.outcome = Outcome()
+        # Finished tasks, in order, and the future `run` sleeps on until there is one. (asyncio.wait would
+        # register a callback on every pending task for every completion: quadratic in the number of calls.)
+        self.done: deque[asyncio.Task[Any]] = deque()
+        self.wakeup: asyncio.Future[None] | None = None
 
     async def run(self) -> Outcome:
         # Every call's task copies this context: upstream attempts size themselves to what is left.
         token = context.deadline.set(time.monotonic() + (self.ends_at - self.loop.time()))
+        deadline = asyncio.timeout_at(self.ends_at)
         try:
             self._start_ready()
-            while self.running:
-                remaining = self.ends_at - self.loop.time()
-                done: set[asyncio.Task[Any]] = set()
-                if remaining > 0:
-                    done, _ = await asyncio.wait(self.running, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
-                if done:
-                    for task in done:
-                        self._finish(task)
-                else:
-                    await self._expire_pending()
-                self._start_ready()
+            try:
+                async with deadline:
+                    while self.running:
+                        await self._next_done()
+                        while self.done:
+                            self._finish(self.done.popleft())
+                        self._start_ready()
+            except TimeoutError:
+                if not deadline.expired():
+                    raise  # a call's own TimeoutError (a bug): not the deadline
+                await self._expire_pending()
+                self._start_ready()  # calls that needed the expired ones are not attempted
             return self.outcome
         finally:
             context.deadline.reset(token)
             await self._cancel_running()
+
+    async def _next_done(self) -> None:
+        if not self.done:
+            self.wakeup = self.loop.create_future()
+            await self.wakeup
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        if task in self.running:
+            self.done.append(task)
+            if self.wakeup is not None and not self.wakeup.done():
+                self.wakeup.set_result(None)
 
     def _start_ready(self) -> None:
         for call in list(self.waiting):
@@ -115,9 +133,12 @@ class _FanOut:
                 self.started[call.name] = time.perf_counter()
                 task = asyncio.ensure_future(call.run(inputs))
                 self.running[task] = call
+                task.add_done_callback(self._task_done)
 
     def _finish(self, task: asyncio.Task[Any]) -> None:
-        call = self.running.pop(task)
+        call = self.running.pop(task, None)
+        if call is None:
+            return  # already given up (expired or cancelled)
         self.outcome.durations[call.name] = time.perf_counter() - self.started[call.name]
         try:
             self.outcome.results[call.name] = task.result()
