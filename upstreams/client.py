@@ -25,7 +25,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
@@ -88,6 +88,9 @@ class Fetched:
     error: UpstreamError | None = None  # for stale answers: the failure the stale copy stands in for
 
 
+_UNPARSED: Any = object()
+
+
 @dataclass(frozen=True)
 class _Raw:
     status: int
@@ -95,6 +98,7 @@ class _Raw:
     headers: Mapping[str, str]  # lower-cased names
     attempts: int
     error: UpstreamError | None = None  # set on a stale answer: the failure it stands in for
+    payload: Any = _UNPARSED  # the decoded body, once decoded
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -192,12 +196,15 @@ class UpstreamClient:
         """GET `path` through cache, coalescing, retries, breaker and bulkhead; `ttl` overrides CACHE_TTL."""
         url = self._url(path, params)
         raw, cache_status, entry = await self._cached(url, ttl)
-        try:
-            payload = orjson.loads(raw.body)
-        except orjson.JSONDecodeError:
-            raise UpstreamInvalidJSON(self.name) from None
+        payload = raw.payload if raw.payload is not _UNPARSED else self._decode(raw.body)
         age = entry.age(time.time()) if entry is not None and cache_status in ("hit", "stale") else None
         return Fetched(payload, cache_status, raw.attempts, age=age, error=raw.error)
+
+    def _decode(self, body: bytes) -> Any:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise UpstreamInvalidJSON(self.name) from None
 
     async def aclose(self) -> None:
         if not self._closed:
@@ -240,8 +247,9 @@ class UpstreamClient:
         if raw.status == 304 and entry is not None:
             await self.cache.refresh(url, entry, raw.headers, ttl=ttl)
             return _Raw(304, entry.body, raw.headers, raw.attempts)
+        payload = self._decode(raw.body)  # before storing: a body that is not JSON is never cached
         await self.cache.store(url, raw.body, raw.headers, ttl=ttl)
-        return raw
+        return replace(raw, payload=payload)
 
     async def _with_retries(self, url: str, headers: Mapping[str, str]) -> _Raw:
         # The first attempt runs bare: most calls succeed, and setting up stamina's retry loop for each of them

@@ -15,6 +15,7 @@ from upstreams import (
     CircuitOpen,
     DeadlineExceeded,
     UpstreamClient,
+    UpstreamInvalidJSON,
     UpstreamNotFound,
     UpstreamSaturated,
     UpstreamStatusError,
@@ -374,3 +375,17 @@ async def test_without_a_stale_window_the_failure_is_raised() -> None:
     with pytest.raises(UpstreamStatusError):
         await upstream.fetch_json("x")
     await upstream.aclose()
+
+
+async def test_a_body_that_is_not_json_is_never_cached() -> None:
+    bad = httpx.Response(200, content=b"{nope", headers={"Cache-Control": "max-age=60"})
+    script = Script(bad, ok(**{"Cache-Control": "max-age=60"}))
+    upstream = client(script, RETRIES="0")
+
+    with pytest.raises(UpstreamInvalidJSON):
+        await upstream.fetch_json("x")
+    fetched = await upstream.fetch_json("x")
+    await upstream.aclose()
+
+    assert (fetched.cache, fetched.payload) == ("miss", {"v": 1})
+    assert len(script.requests) == 2
