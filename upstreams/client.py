@@ -25,7 +25,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
@@ -249,7 +249,7 @@ class UpstreamClient:
             return _Raw(304, entry.body, raw.headers, raw.attempts)
         payload = self._decode(raw.body)  # before storing: a body that is not JSON is never cached
         await self.cache.store(url, raw.body, raw.headers, ttl=ttl)
-        return replace(raw, payload=payload)
+        return _Raw(raw.status, raw.body, raw.headers, raw.attempts, payload=payload)
 
     async def _with_retries(self, url: str, headers: Mapping[str, str]) -> _Raw:
         # The first attempt runs bare: most calls succeed, and setting up stamina's retry loop for each of them
