@@ -81,9 +81,7 @@ class MissingPart(serializers.Serializer):
 class StalePart(MissingPart):
     """A part answered from the last good response because its upstream failed (stale-if-error)."""
 
-    source = serializers.CharField(  # type: ignore[assignment]  # a declared field, not Field.source
-        help_text="The part of the response that is stale."
-    )
+    source = serializers.CharField(help_text="The part of the response that is stale.")
     age = serializers.FloatField(help_text="Seconds since the stale copy was fetched.")
 
 
