@@ -36,6 +36,7 @@ from upstreams import (
 )
 
 from . import fastpath
+from .problems import error_code, flatten_errors
 
 __all__ = ["Aggregate", "Fetch", "Inputs", "Parts", "Timing", "missing_entry", "stale_entry"]
 
@@ -201,28 +202,11 @@ def validate_payload(upstream: str, serializer_class: type[serializers.Serialize
         pass
     serializer = serializer_class(data=payload)
     if not serializer.is_valid():
-        raise UpstreamPayloadInvalid(upstream, dict(_error_paths(serializer.errors)))
+        fields: dict[str, str] = {}
+        for path, error in flatten_errors(serializer.errors):
+            fields.setdefault(path or "(root)", error_code(error))  # one code per path: the first
+        raise UpstreamPayloadInvalid(upstream, fields)
     return serializer.validated_data
-
-
-def _error_paths(detail: Any, path: str = "") -> list[tuple[str, str]]:
-    if isinstance(detail, Mapping):
-        return [
-            pair
-            for key, value in detail.items()
-            for pair in _error_paths(value, path if key == "non_field_errors" else _join(path, str(key)))
-        ]
-    if isinstance(detail, list):
-        if detail and all(isinstance(item, exceptions.ErrorDetail) for item in detail):
-            return [(path or "(root)", str(detail[0].code))]
-        return [pair for i, item in enumerate(detail) for pair in _error_paths(item, f"{path}[{i}]")]
-    return [(path or "(root)", str(getattr(detail, "code", "invalid")))]
-
-
-def _join(path: str, key: str) -> str:
-    if key.isdigit():  # DRF keys list-item errors by index in ListField/DictField
-        return f"{path}[{key}]"
-    return f"{path}.{key}" if path else key
 
 
 async def _never(needed: Mapping[str, Any]) -> Any:  # pragma: no cover - used only for validating declarations

@@ -33,7 +33,9 @@ from upstreams import (
 
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
+    "error_code",
     "exception_handler",
+    "flatten_errors",
     "handler400",
     "handler403",
     "handler404",
@@ -118,22 +120,36 @@ def _upstream_problem(exc: UpstreamError) -> HttpResponse:
     return problem_response(status, exc.code, exc.detail, upstream=exc.upstream, errors=errors, headers=headers)
 
 
-def _field_errors(detail: Any, path: str = "") -> list[dict[str, str]]:
+def _field_errors(detail: Any) -> list[dict[str, str]]:
     """DRF's nested error detail -> a flat list of {field, code, message} (the client's own input: safe to echo)."""
-    if isinstance(detail, dict):
-        return [error for key, value in detail.items() for error in _field_errors(value, _join(path, str(key)))]
+    return [
+        {"field": path or "(request)", "code": error_code(error), "message": str(error)}
+        for path, error in flatten_errors(detail)
+    ]
+
+
+def flatten_errors(detail: Any, path: str = "") -> list[tuple[str, Any]]:
+    """DRF's nested error detail (dicts by field, lists by index) -> (`items[3].price`, error) per error."""
+    if isinstance(detail, Mapping):
+        return [
+            pair
+            for key, value in detail.items()
+            for pair in flatten_errors(value, path if key == "non_field_errors" else _join(path, str(key)))
+        ]
     if isinstance(detail, list):
         if all(isinstance(item, exceptions.ErrorDetail) for item in detail):
-            return [
-                {"field": path or "(request)", "code": item.code or "invalid", "message": str(item)} for item in detail
-            ]
-        return [error for i, item in enumerate(detail) for error in _field_errors(item, f"{path}[{i}]")]
-    return [{"field": path or "(request)", "code": getattr(detail, "code", None) or "invalid", "message": str(detail)}]
+            return [(path, item) for item in detail]
+        return [pair for i, item in enumerate(detail) for pair in flatten_errors(item, f"{path}[{i}]")]
+    return [(path, detail)]
+
+
+def error_code(error: Any) -> str:
+    return str(getattr(error, "code", None) or "invalid")
 
 
 def _join(path: str, key: str) -> str:
-    if key == "non_field_errors":
-        return path
+    if key.isdigit():  # DRF keys ListField/DictField item errors by index
+        return f"{path}[{key}]"
     return f"{path}.{key}" if path else key
 
 
