@@ -63,3 +63,106 @@ async def test_random_upstream_failures_under_load(api: Any, scripted: Any, sett
     while upstream.in_flight and asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.01)
     assert upstream.in_flight == 0
+
+
+# --- Protocol-level faults: bytes an ASGI upstream cannot send (tests/upstream_double.py's RawUpstream) ------------
+
+PROTOCOL_REQUESTS = 400
+PROTOCOL_CONCURRENCY = 50
+BOMB_BYTES = 64 << 20  # decoded size of the gzip,gzip bomb; the body limit below is 1 MB
+PROTOCOL_MIX = {
+    "ok": 40,
+    "garbage_status_line": 4,
+    "not_http": 2,
+    "1000_headers": 4,
+    "200kb_header": 4,
+    "short_content_length": 4,
+    "answers_twice": 4,
+    "gzip_gzip_bomb": 3,
+    "unknown_coding": 3,
+    "invalid_utf8": 3,
+    "deep_nesting": 3,
+    "nesting_1000": 2,
+    "huge_number": 2,
+    "bad_content_type": 2,
+    "redirect": 2,
+    "status_500": 3,
+    "stall_mid_headers": 3,
+    "stall_mid_body": 3,
+    "reset_mid_body": 4,
+}
+# What a client may see (README, Errors): nothing else, and never internal_error.
+DOCUMENTED_CODES = {
+    502: {"upstream_status", "upstream_protocol_error", "upstream_bad_content_type", "upstream_invalid_json"}
+    | {"upstream_body_too_large", "upstream_invalid_payload"},
+    503: {"upstream_unreachable", "circuit_open", "upstream_saturated"},
+    504: {"upstream_timeout", "deadline_exceeded"},
+}
+
+
+async def test_protocol_level_upstream_faults_under_load_never_answer_500(api: Any, settings: Any) -> None:
+    """Garbage status lines, 1,000 headers, a 200 KB header, a body longer than its Content-Length, a second
+    response on a kept-alive connection, a gzip,gzip bomb, unknown codings, invalid UTF-8, deep nesting, stalls and
+    resets, at random under 50 concurrent requests: every answer is a documented status and code (no 500), no
+    response carries the unsolicited second response, no request hangs, and no bomb is ever decoded whole."""
+    import random
+
+    from tests.conftest import install_registry
+    from tests.upstream_double import SMUGGLED, RawUpstream, raw_faults
+    from upstreams import aiohttp_transport
+
+    faults = raw_faults(bomb_bytes=BOMB_BYTES)
+    rng = random.Random(11)
+    names, weights = list(PROTOCOL_MIX), list(PROTOCOL_MIX.values())
+    drawn: Counter[str] = Counter()
+
+    def choose() -> Any:
+        name = rng.choices(names, weights)[0]
+        drawn[name] += 1
+        return faults[name]
+
+    statuses: Counter[int] = Counter()
+    codes: Counter[str] = Counter()
+    smuggled = 0
+    slots = asyncio.Semaphore(PROTOCOL_CONCURRENCY)
+
+    async def one(i: int) -> None:
+        nonlocal smuggled
+        async with slots:
+            path = "/api/multiple-external-data/" if i % 3 == 0 else "/api/external-data/"
+            response = await asyncio.wait_for(api.get(path), timeout=10)  # a hang fails the test here
+            statuses[response.status_code] += 1
+            smuggled += SMUGGLED in response.content
+            if response.status_code != 200:
+                assert response.headers["Content-Type"] == "application/problem+json"
+                codes[f"{response.status_code} {response.json()['code']}"] += 1
+
+    with RawUpstream(choose) as upstream:
+        settings.UPSTREAMS = {
+            name: {"URL": f"{upstream.url}/{name}", "TIMEOUT": "0.5", "CONNECT_TIMEOUT": "0.2", "RETRIES": "1"}
+            | {"BREAKER_FAILURES": "8", "BREAKER_COOLDOWN": "0.2", "MAX_BODY_BYTES": str(1 << 20)}
+            | {"COALESCE": "false"}  # each request draws its own fault: one fault shared by 50 would hide the rest
+            for name in ("slow", "catalog", "inventory", "reviews", "fx")
+        }
+        settings.AGGREGATE_DEADLINE = 1.5
+        install_registry(settings.UPSTREAMS, aiohttp_transport)
+        gc.collect()
+        tracemalloc.start()
+        try:
+            await asyncio.gather(*(one(i) for i in range(PROTOCOL_REQUESTS)))
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    report = f"statuses {dict(statuses)}, codes {dict(codes)}, faults drawn {dict(drawn)}"
+    assert sum(statuses.values()) == PROTOCOL_REQUESTS
+    assert statuses[500] == 0, report
+    assert set(statuses) <= DOCUMENTED, report
+    for status_code, count in codes.items():
+        status, code = status_code.split()
+        assert code in DOCUMENTED_CODES[int(status)], (status_code, count, report)
+    assert smuggled == 0, f"{smuggled} responses carried an upstream response meant for nobody; {report}"
+    assert statuses[200] > PROTOCOL_REQUESTS // 5, report  # it mostly works, despite the upstream
+    assert drawn.keys() == PROTOCOL_MIX.keys(), report  # every fault was tried at least once
+    # A bomb decoded whole would take BOMB_BYTES at once; bounded decoding keeps far below it.
+    assert peak < BOMB_BYTES // 2, f"peak traced memory {peak / 2**20:.0f} MB; {report}"
