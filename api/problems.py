@@ -5,21 +5,23 @@
      "request_id": "9f1c...", "upstream": "reviews"}
 
 `exception_handler` is DRF's hook (settings.REST_FRAMEWORK) and turns the upstream error tree, DRF's exceptions and
-anything unexpected into that shape; `handler400/404/500` do the same for errors Django raises outside DRF views. A
-response never carries exception text or a traceback: those go to the log, with the request id.
+anything unexpected into that shape; `handler400/404/500` do the same for errors Django raises outside DRF views, and
+`ProblemResponseMiddleware` for the error pages Django and WhiteNoise make themselves (Django's debug pages when
+DEBUG is on). A response never carries exception text or a traceback: those go to the log, with the request id.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
 import orjson
+from asgiref.sync import markcoroutinefunction
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from rest_framework import exceptions
 
 from upstreams import (
@@ -33,6 +35,7 @@ from upstreams import (
 
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
+    "ProblemResponseMiddleware",
     "error_code",
     "exception_handler",
     "flatten_errors",
@@ -179,3 +182,52 @@ def handler500(request: HttpRequest) -> HttpResponse:
 async def not_found_view(request: HttpRequest) -> HttpResponse:
     """The catch-all route: async, so an unknown URL costs no thread hop."""
     return handler404(request)
+
+
+# Error responses made outside our handlers: their status decides the code.
+_STATUS_PROBLEMS: dict[int, tuple[str, str]] = {
+    400: ("bad_request", "The request is malformed."),
+    403: ("permission_denied", "You do not have permission to perform this action."),
+    404: ("not_found", "There is nothing at this URL."),
+    405: ("method_not_allowed", "This resource does not take that method; `Allow` lists the ones it takes."),
+    406: ("not_acceptable", "This resource can only answer with JSON."),
+    500: ("internal_error", "The server failed to handle the request; it has been logged."),
+}
+_KEPT_HEADERS = ("Allow", "Retry-After")
+_JSON_TYPES = frozenset({"application/json", PROBLEM_CONTENT_TYPE})
+
+
+class ProblemResponseMiddleware:
+    """Every error response is a problem document, whoever made it and whatever DEBUG says.
+
+    Some error responses are made by Django itself, not by our handlers: with DEBUG on, an exception that escapes a
+    view becomes Django's technical 500 page (HTML with a traceback, settings and file paths), an `Http404` its
+    technical 404 page and a `SuspiciousOperation` a technical page with status 400, because Django's
+    `response_for_exception` only calls `handler500/404/400` with DEBUG off. WhiteNoise answers 405 to a static
+    file's non-GET with an empty body. Django has already logged such an exception (`django.request`, with its
+    traceback) by the time the response gets here, so this replaces only the body: an error response that is not
+    JSON becomes the problem document for its status, keeping `Allow` and `Retry-After`.
+
+    Async-native (no thread hop); it sits right inside `RequestContextMiddleware`, so the request id is known.
+    """
+
+    sync_capable = False
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]]) -> None:
+        self.get_response = get_response
+        markcoroutinefunction(self)
+
+    async def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = await self.get_response(request)
+        if response.status_code < 400 or _media_type(response) in _JSON_TYPES:
+            return response
+        status = response.status_code
+        code, detail = _STATUS_PROBLEMS.get(status) or _STATUS_PROBLEMS[400 if status < 500 else 500]
+        headers = {name: response[name] for name in _KEPT_HEADERS if response.has_header(name)}
+        response.close()  # e.g. WhiteNoise's (empty) file response
+        return problem_response(status, code, detail, headers=headers)
+
+
+def _media_type(response: HttpResponseBase) -> str:
+    return response.get("Content-Type", "").partition(";")[0].strip().lower()

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -34,6 +35,9 @@ __all__ = [
     "MultipleExternalDataViewSet",
     "ProductViewSet",
     "ReadinessView",
+    "RedocView",
+    "SchemaView",
+    "SwaggerView",
     "UpstreamViewSet",
 ]
 
@@ -41,7 +45,18 @@ __all__ = [
 _JSON = ORJSONRenderer()
 
 
-class TributaryViewSet(OnLoopAPIView, ViewSet):
+class AnswersOptions:
+    """`OPTIONS` answers 204 with the `Allow` header (DRF adds it to every response), and no body.
+
+    DRF's own `options()` describes the view in a body no schema documents, rendered by the view's renderer: for the
+    docs pages that is a template renderer without a template, which made `OPTIONS /api/docs/` a 500.
+    """
+
+    def options(self, request: Any, *args: Any, **kwargs: Any) -> Any:  # Any: the stubs say DRF's returns a Response
+        return HttpResponse(status=204)
+
+
+class TributaryViewSet(AnswersOptions, OnLoopAPIView, ViewSet):
     def query(self, serializer_class: type[serializers.Serializer]) -> Mapping[str, Any]:
         """The validated query string; invalid -> 400 problem with field errors."""
         serializer = serializer_class(data=self.request.query_params)
@@ -198,7 +213,7 @@ class UpstreamViewSet(TributaryViewSet):
         return Response(s.UpstreamList({"deadline": settings.AGGREGATE_DEADLINE, "results": results}).data)
 
 
-class HealthView(OnLoopAPIView):
+class HealthView(AnswersOptions, OnLoopAPIView):
     @extend_schema(
         operation_id="get_health",
         summary="Liveness",
@@ -210,7 +225,7 @@ class HealthView(OnLoopAPIView):
         return Response({"status": "ok"})
 
 
-class ReadinessView(OnLoopAPIView):
+class ReadinessView(AnswersOptions, OnLoopAPIView):
     @extend_schema(
         operation_id="get_readiness",
         summary="Readiness",
@@ -229,3 +244,24 @@ class ReadinessView(OnLoopAPIView):
         if circuits and open_count == len(circuits):
             status = "unavailable"
         return Response({"status": status, "circuits": circuits}, status=503 if status == "unavailable" else 200)
+
+
+# --- The schema and its documentation pages ------------------------------------------------------------------------
+
+
+class SchemaView(AnswersOptions, SpectacularAPIView):
+    """The OpenAPI schema (`?format=json` for JSON)."""
+
+
+class SwaggerView(AnswersOptions, SpectacularSwaggerView):
+    """Swagger UI, from the sidecar's local assets."""
+
+
+class RedocView(AnswersOptions, SpectacularRedocView):
+    """ReDoc, from the sidecar's local assets and with nothing fetched from elsewhere.
+
+    drf-spectacular's template links Google Fonts, and ReDoc's bundle shows a logo from its CDN: ours links no
+    fonts (ReDoc falls back to the system's) and keeps that logo from being requested (api/templates/api/redoc.html).
+    """
+
+    template_name = "api/redoc.html"

@@ -25,6 +25,7 @@ INSTALLED_APPS = [
 # Only async-native middleware: each sync one would cost a thread hop per request.
 MIDDLEWARE = [
     "api.middleware.RequestContextMiddleware",
+    "api.problems.ProblemResponseMiddleware",  # error responses Django or WhiteNoise made: problem documents too
     "api.middleware.StaticFilesMiddleware",
 ]
 

@@ -7,8 +7,13 @@ import logging
 from typing import Any
 
 import pytest
+from django.core.exceptions import SuspiciousOperation
+from django.http import Http404
+from django.test import AsyncClient
+from django.urls import path
 
 from api import aggregates
+from config import urls as config_urls
 from tests.api.helpers import assert_problem
 
 
@@ -62,3 +67,122 @@ async def test_disallowed_host_is_a_400_problem(api: Any) -> None:
     response = await api.get("/healthz", headers={"Host": "evil.example"})
 
     assert_problem(response, 400, "bad_request")
+
+
+# --- Every method on every path (finding: OPTIONS /api/docs/ was a 500, and an HTML traceback with DEBUG on) -------
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
+STATIC = "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js"
+# Path -> (status and media type of a GET, methods the resource takes).
+ROUTES: dict[str, tuple[int, str]] = {
+    "/api/docs/": (200, "text/html"),
+    "/api/redoc/": (200, "text/html"),
+    "/api/schema/": (200, "application/vnd.oai.openapi"),
+    "/healthz": (200, "application/json"),
+    "/readyz": (200, "application/json"),
+    "/api/upstreams/": (200, "application/json"),
+    "/api/products/": (200, "application/json"),
+    "/api/products/7/": (200, "application/json"),
+    "/api/external-data/": (200, "application/json"),
+    "/api/multiple-external-data/": (200, "application/json"),
+    STATIC: (200, "text/javascript"),
+    "/nope": (404, "application/problem+json"),
+    "/api/products/x/": (404, "application/problem+json"),
+}
+
+
+@pytest.fixture
+def healthy_upstreams(upstream_mock: Any) -> Any:
+    product = {
+        "id": 7, "sku": "SKU-00007", "name": "Kettle", "description": "", "category": "kitchen", "price": "9.99",
+        "currency": "USD",
+    }  # fmt: skip
+    slow = {"source": "s", "message": "m", "latency_ms": 1.5, "items": []}
+    upstream_mock.get("http://catalog.upstream.test/products/7").respond(json=product)
+    upstream_mock.get("http://catalog.upstream.test/products").respond(
+        json={"total": 1, "page": 1, "page_size": 20, "items": [product]}
+    )
+    upstream_mock.get(url__regex=r"http://(inventory|reviews|fx)\.upstream\.test/.*").respond(404)
+    upstream_mock.get(url__regex=r"http://slow\.upstream\.test/.*").respond(json=slow)
+    return upstream_mock
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["debug-off", "debug-on"])
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("path", list(ROUTES))
+async def test_every_method_on_every_path_is_documented_or_a_problem(
+    healthy_upstreams: Any, settings: Any, path: str, method: str, debug: bool
+) -> None:
+    settings.DEBUG = debug
+    client = AsyncClient(raise_request_exception=False)  # what a real client sees, not the test client's re-raise
+
+    response = await client.generic(method, path)
+    response.close()  # a static file is streamed from an open file
+
+    get_status, get_type = ROUTES[path]
+    if method == "HEAD":  # the same status and headers as GET, no body
+        assert response.status_code == get_status, response.content[:300]
+        assert response.headers["Content-Type"].startswith(get_type)
+    elif get_status == 404:
+        assert_problem(response, 404, "not_found")
+    elif method == "GET":
+        assert response.status_code == get_status, response.content[:300]
+        assert response.headers["Content-Type"].startswith(get_type)
+    elif method == "OPTIONS" and path != STATIC:
+        # Answered by the resource itself: no body, the methods it takes.
+        assert response.status_code == 204, response.content[:300]
+        assert response.content == b""
+        assert response.headers["Allow"] == "GET, HEAD, OPTIONS"
+    else:
+        assert_problem(response, 405, "method_not_allowed")
+        assert {"GET", "HEAD"} <= {m.strip() for m in response.headers["Allow"].split(",")}
+    if response.status_code >= 400:
+        assert b"<html" not in response.content.lower()
+        assert b"Traceback" not in response.content
+
+
+# Plain Django views that fail outside DRF: with DEBUG on, Django answers these with its technical HTML pages
+# (handler500/404/400 are bypassed). Served through this module's URLconf, in front of the real one.
+async def _raise_bug(request: Any) -> Any:
+    raise RuntimeError("secret internals: /srv/app/settings.py")
+
+
+async def _raise_404(request: Any) -> Any:
+    raise Http404("secret internals: /srv/app/missing")
+
+
+async def _raise_suspicious(request: Any) -> Any:
+    raise SuspiciousOperation("secret internals: header smuggling")
+
+
+urlpatterns = [
+    path("boom/bug", _raise_bug),
+    path("boom/404", _raise_404),
+    path("boom/400", _raise_suspicious),
+    *config_urls.urlpatterns,
+]
+handler400, handler403, handler404, handler500 = (
+    config_urls.handler400, config_urls.handler403, config_urls.handler404, config_urls.handler500,
+)  # fmt: skip
+
+
+@pytest.mark.urls("tests.api.test_errors")
+@pytest.mark.parametrize("debug", [False, True], ids=["debug-off", "debug-on"])
+@pytest.mark.parametrize(
+    ("url", "status", "code"),
+    [("/boom/bug", 500, "internal_error"), ("/boom/404", 404, "not_found"), ("/boom/400", 400, "bad_request")],
+)
+async def test_errors_outside_drf_are_problems_whatever_debug_says_and_the_log_keeps_the_traceback(
+    settings: Any, caplog: pytest.LogCaptureFixture, debug: bool, url: str, status: int, code: str
+) -> None:
+    settings.DEBUG = debug
+    client = AsyncClient(raise_request_exception=False)
+
+    with caplog.at_level(logging.WARNING):
+        response = await client.get(url, headers={"Accept": "text/html"})
+
+    assert_problem(response, status, code)
+    assert b"secret internals" not in response.content
+    if status == 500:
+        record = next(r for r in caplog.records if r.exc_info is not None)
+        assert "secret internals" in str(record.exc_info[1])  # type: ignore[index]
