@@ -1,20 +1,30 @@
 """`OnLoopAPIView`: adrf's `APIView` with its dispatch kept on the event loop (no thread hop per request).
 
-Replaces adrf 0.1.14's `APIView.async_dispatch` (and, for rendering, Django's threaded rendering of a DRF `Response`).
-What it replaces must still behave as adrf/DRF do; the tests that pin that live in tests/api/test_onloop.py.
+Replaces adrf 0.1.14's `APIView.async_dispatch` and its authentication, permission and throttle checks (and, for
+rendering, Django's threaded rendering of a DRF `Response`). adrf runs `initial()` through `sync_to_async` and reaches
+async classes with `async_to_sync`; here `ainitial()` runs on the loop and awaits them: an `authenticate`,
+`has_permission`, `has_object_permission`, `allow_request` or `wait` may be a coroutine function or a plain one, and
+lists may mix both. The semantics are DRF's `APIView`'s: authenticators tried in order until one returns a user;
+permissions checked in order, the first that denies gives the 403's message and code (adrf checks its async
+permissions before its sync ones, concurrently); every throttle is asked, and the longest `wait()` becomes
+`Retry-After`. Sync classes run inline on the loop, so they must not block (Django refuses database access there).
+The sync `check_permissions`/`check_object_permissions`/`check_throttles` refuse an async class (TypeError) rather
+than read its coroutine as "allowed". Pinned by tests/framework/adrf/ (adrf's own tests, vendored, run against this
+view) and tests/api/test_onloop.py.
 """
 
 from __future__ import annotations
 
-from inspect import iscoroutinefunction
-from typing import Any
+from collections.abc import Awaitable
+from inspect import isawaitable, iscoroutinefunction
+from typing import Any, TypeVar
 
 from adrf.views import APIView
 from django.http import HttpResponse, HttpResponseBase
-from rest_framework.request import Request
+from rest_framework import exceptions
+from rest_framework.request import Request, wrap_attributeerrors
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
-from rest_framework.views import APIView as DRFAPIView
 
 __all__ = ["OnLoopAPIView"]
 
@@ -23,8 +33,8 @@ class OnLoopAPIView(APIView):
     """adrf's dispatch, minus its thread hops.
 
     adrf runs `initial()` (content negotiation, authentication, permission and throttle checks) through
-    `sync_to_async`, and Django renders a DRF `Response` in another thread. Ours are pure CPU (no session, no
-    database), so both run here on the event loop, and the view returns an already rendered plain `HttpResponse`.
+    `sync_to_async`, and Django renders a DRF `Response` in another thread. Here `ainitial()` runs on the event loop
+    (awaiting async checks), and the view returns an already rendered plain `HttpResponse`.
     """
 
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
@@ -39,7 +49,7 @@ class OnLoopAPIView(APIView):
         self.request = request
         self.headers = self.default_response_headers
         try:
-            self.initial(request, *args, **kwargs)
+            await self.ainitial(request, *args, **kwargs)
             method = request.method.lower()
             handler = getattr(self, method, None) if method in self.http_method_names else None
             handler = handler or self.http_method_not_allowed
@@ -71,12 +81,95 @@ class OnLoopAPIView(APIView):
             return renderer, renderer.media_type
         return super().perform_content_negotiation(request, force)
 
-    # adrf's versions call async_to_sync for async checks, which cannot run inside the event loop; ours are sync.
+    async def ainitial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        """DRF's `initial()`, with the authentication, permission and throttle checks awaited."""
+        self.format_kwarg = self.get_format_suffix(**kwargs)
+        request.accepted_renderer, request.accepted_media_type = self.perform_content_negotiation(request)
+        request.version, request.versioning_scheme = self.determine_version(request, *args, **kwargs)
+        await self.aperform_authentication(request)
+        await self.acheck_permissions(request)
+        await self.acheck_throttles(request)
+
+    async def aperform_authentication(self, request: Request) -> None:
+        """DRF's `Request._authenticate()`: the first authenticator that returns a (user, auth) pair wins; one that
+        raises an API error ends the search (the request is left unauthenticated)."""
+        for authenticator in request.authenticators or ():
+            try:
+                with wrap_attributeerrors():
+                    user_auth = await _resolved(authenticator.authenticate(request))
+            except exceptions.APIException:
+                request._not_authenticated()  # type: ignore[attr-defined]
+                raise
+            if user_auth is not None:
+                request._authenticator = authenticator  # type: ignore[attr-defined]
+                request.user, request.auth = user_auth  # type: ignore[assignment]  # the stub types the pair too narrowly
+                return
+        request._not_authenticated()  # type: ignore[attr-defined]
+
+    async def acheck_permissions(self, request: Request) -> None:
+        for permission in self.get_permissions():
+            if not await _resolved(permission.has_permission(request, self)):
+                self._deny(request, permission)
+
+    async def acheck_object_permissions(self, request: Request, obj: Any) -> None:
+        for permission in self.get_permissions():
+            if not await _resolved(permission.has_object_permission(request, self, obj)):
+                self._deny(request, permission)
+
+    async def acheck_throttles(self, request: Request) -> None:
+        durations = []
+        for throttle in self.get_throttles():
+            if not await _resolved(throttle.allow_request(request, self)):
+                durations.append(await _resolved(throttle.wait()))
+        if durations:
+            # None (a throttle that cannot tell) is left out, as DRF does (encode/django-rest-framework#1438).
+            self.throttled(request, max((d for d in durations if d is not None), default=None))
+
+    # DRF's sync checks, for code that calls them directly (DRF's `get_object()` calls `check_object_permissions`).
+    # adrf's versions reach async classes through async_to_sync, which cannot run inside the event loop; DRF's would
+    # read an async check's coroutine as "allowed". These refuse it instead: await the `a...` version.
     def check_permissions(self, request: Request) -> None:
-        DRFAPIView.check_permissions(self, request)
+        for permission in self.get_permissions():
+            if not _sync_result(permission.has_permission(request, self), "acheck_permissions"):
+                self._deny(request, permission)
+
+    def check_object_permissions(self, request: Request, obj: Any) -> None:
+        for permission in self.get_permissions():
+            if not _sync_result(permission.has_object_permission(request, self, obj), "acheck_object_permissions"):
+                self._deny(request, permission)
 
     def check_throttles(self, request: Request) -> None:
-        DRFAPIView.check_throttles(self, request)
+        durations = []
+        for throttle in self.get_throttles():
+            if not _sync_result(throttle.allow_request(request, self), "acheck_throttles"):
+                durations.append(_sync_result(throttle.wait(), "acheck_throttles"))
+        if durations:
+            self.throttled(request, max((d for d in durations if d is not None), default=None))
+
+    def _deny(self, request: Request, permission: Any) -> None:
+        self.permission_denied(
+            request, message=getattr(permission, "message", None), code=getattr(permission, "code", None)
+        )
+
+
+_T = TypeVar("_T")
+
+
+async def _resolved(result: _T | Awaitable[_T]) -> _T:
+    """A check's answer, awaited if the check is async (a coroutine function, or a sync one returning an awaitable)."""
+    if isawaitable(result):
+        return await result
+    return result
+
+
+def _sync_result(result: Any, async_version: str) -> Any:
+    if isawaitable(result):
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()  # never awaited: no "coroutine was never awaited" warning
+        msg = f"an async check cannot run in a sync one on the event loop: await OnLoopAPIView.{async_version}()"
+        raise TypeError(msg)
+    return result
 
 
 _ACCEPTS_JSON = frozenset({None, "", "*/*", "application/json"})

@@ -34,6 +34,8 @@ from upstreams import (
 )
 
 __all__ = [
+    "API_PROBLEMS",
+    "PROBLEM_CODES",
     "PROBLEM_CONTENT_TYPE",
     "ProblemResponseMiddleware",
     "error_code",
@@ -45,6 +47,7 @@ __all__ = [
     "handler500",
     "not_found_view",
     "problem_response",
+    "upstream_codes",
     "upstream_status",
 ]
 
@@ -62,7 +65,48 @@ _UPSTREAM_STATUS: tuple[tuple[type[UpstreamError], int], ...] = (
 
 
 def upstream_status(exc: UpstreamError) -> int:
-    return next(status for cls, status in _UPSTREAM_STATUS if isinstance(exc, cls))
+    return _upstream_class_status(type(exc))
+
+
+def _upstream_class_status(error_class: type[UpstreamError]) -> int:
+    return next(status for cls, status in _UPSTREAM_STATUS if issubclass(error_class, cls))
+
+
+# The codes the web layer answers with itself, and their statuses. The upstream error tree brings its own codes
+# (`code` on each class); together they are `PROBLEM_CODES`, published as the schema's enum for `Problem.code` and
+# listed in the README's error table (tests/api/test_errors.py keeps all three and the code base in step).
+API_PROBLEMS: dict[str, int] = {
+    "invalid_request": 400,
+    "bad_request": 400,
+    "not_authenticated": 401,  # DRF's, for authentication classes (none is configured yet)
+    "authentication_failed": 401,
+    "permission_denied": 403,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "not_acceptable": 406,
+    "request_body_too_large": 413,
+    "throttled": 429,  # DRF's, for throttle classes (none is configured yet)
+    "internal_error": 500,
+}
+
+
+def upstream_codes() -> dict[str, int]:
+    """Every code of the upstream error tree, walked: a new error class is published without a list to edit."""
+    found: dict[str, int] = {}
+    pending: list[type[UpstreamError]] = [UpstreamError]
+    while pending:
+        error_class = pending.pop(0)
+        found.setdefault(error_class.code, _upstream_class_status(error_class))
+        pending.extend(error_class.__subclasses__())
+    return found
+
+
+def _problem_codes() -> dict[str, int]:
+    codes = {**API_PROBLEMS, **upstream_codes()}
+    return dict(sorted(codes.items(), key=lambda item: item[1]))  # by status; stable within one
+
+
+PROBLEM_CODES: dict[str, int] = _problem_codes()
 
 
 def problem_response(
@@ -106,9 +150,28 @@ def exception_handler(exc: Exception, context: Mapping[str, Any]) -> HttpRespons
         wait = getattr(exc, "wait", None)  # set by Throttled
         if wait is not None:
             headers["Retry-After"] = str(int(wait))
-        return problem_response(exc.status_code, str(exc.default_code), str(exc.detail), headers=headers)
+        auth_header = getattr(exc, "auth_header", None)  # set by DRF's handle_exception() on a 401: its challenge
+        if auth_header:
+            headers["WWW-Authenticate"] = auth_header
+        return problem_response(exc.status_code, _api_code(exc), str(exc.detail), headers=headers)
     logger.error("Unhandled exception while serving the request", exc_info=exc)
     return _internal_error()
+
+
+def _api_code(exc: exceptions.APIException) -> str:
+    """DRF's code for the exception when it is one we publish; else the published code for its status.
+
+    Publishing a code is a decision (the README and generated clients list it): a DRF exception this API cannot
+    raise today (a body it cannot parse: it reads no bodies) gets the generic code for its status instead.
+    """
+    code = str(exc.default_code)
+    if code in API_PROBLEMS:
+        return code
+    return _status_problem(exc.status_code)[0]
+
+
+def _status_problem(status: int) -> tuple[str, str]:
+    return _STATUS_PROBLEMS.get(status) or _STATUS_PROBLEMS[400 if status < 500 else 500]
 
 
 def _upstream_problem(exc: UpstreamError) -> HttpResponse:
@@ -223,7 +286,7 @@ class ProblemResponseMiddleware:
         if response.status_code < 400 or _media_type(response) in _JSON_TYPES:
             return response
         status = response.status_code
-        code, detail = _STATUS_PROBLEMS.get(status) or _STATUS_PROBLEMS[400 if status < 500 else 500]
+        code, detail = _status_problem(status)
         headers = {name: response[name] for name in _KEPT_HEADERS if response.has_header(name)}
         response.close()  # e.g. WhiteNoise's (empty) file response
         return problem_response(status, code, detail, headers=headers)

@@ -12,8 +12,17 @@ thread*, and the event loop thread never opens one (Django forbids database acce
 nothing to do; the cache receivers close nothing for local memory; `log_response` formats a log record. Running
 them inline on the event loop is both correct and far cheaper than a thread per request.
 
-`handle()` below is Django 5.2's, with exactly those calls made inline (marked `# inline`). Django is pinned to
-5.2.x in pyproject.toml; `tests/test_thread_hops.py` fails if a hop comes back.
+`handle()` below is Django 5.2's, with exactly those calls made inline (marked `# inline`). Signals keep Django's
+semantics without its thread: sync receivers run inline, in order, then async receivers are awaited concurrently
+(`Signal.asend` would run the sync ones through `sync_to_async`; `Signal.send` cannot run async ones inside an event
+loop at all). Django is pinned to 5.2.x in pyproject.toml; `tests/test_thread_hops.py` fails if a hop comes back,
+and tests/framework/test_django_handler_suite.py runs Django's own `tests/asgi/` and `tests/handlers/` against this
+handler (the tests that do not apply are listed there, with the reason).
+
+One addition Django does not have: a request body over `settings.MAX_REQUEST_BODY_BYTES` is refused with a 413
+problem document without being read (a declared `Content-Length` is checked before any byte; a chunked body is read
+only up to the limit). The 413 passes through the middleware (request id, Host check) like any response. Unset, the
+limit is off (stock behaviour).
 
 The database's per-request receivers are disconnected as well: no request here opens a connection (the API keeps
 no data; Django forbids database access from the event loop), so they would only walk empty connection lists on
@@ -25,15 +34,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+import tempfile
+from typing import IO, Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.db import close_old_connections, reset_queries
+from django.dispatch import Signal
+from django.dispatch.dispatcher import NO_RECEIVERS
 from django.http import HttpRequest, HttpResponseBase
-from django.urls import set_script_prefix, set_urlconf
+from django.urls import ResolverMatch, set_script_prefix, set_urlconf
 from django.utils.log import log_response
 
 __all__ = ["TributaryASGIHandler"]
@@ -47,18 +60,30 @@ class TributaryASGIHandler(ASGIHandler):
         signals.request_finished.disconnect(close_old_connections)
 
     async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        limit = getattr(settings, "MAX_REQUEST_BODY_BYTES", None)
+        refused = limit is not None and _declared_length(scope) > limit
         try:
-            body_file = await self.read_body(receive)
+            body_file = _empty_body() if refused else await self.read_body(receive, limit=limit)
         except RequestAborted:
             return
+        except _BodyTooLarge:
+            refused, body_file = True, _empty_body()
         set_script_prefix(get_script_prefix(scope))
-        signals.request_started.send(sender=self.__class__, scope=scope)  # inline
+        await send_on_loop(signals.request_started, sender=self.__class__, scope=scope)  # inline
         request, error_response = self.create_request(scope, body_file)
         if request is None:
             assert error_response is not None  # create_request returns one or the other
             body_file.close()
             await self.send_response(error_response, send)
-            error_response.close()  # inline
+            await close_on_loop(error_response)  # inline
+            return
+        if refused:
+            # Answered without listening for a disconnect: that would mean reading the body we refused.
+            request.body_refused = True  # type: ignore[attr-defined]
+            response = await self.run_get_response(request)
+            await self.send_response(response, send)
+            await close_on_loop(response)
+            body_file.close()
             return
 
         async def process_request(request: HttpRequest, send: Any) -> HttpResponseBase:
@@ -87,10 +112,40 @@ class TributaryASGIHandler(ASGIHandler):
         try:
             response = serving.result()
         except asyncio.CancelledError:
-            signals.request_finished.send(sender=self.__class__)  # inline
-        else:
-            response.close()  # inline
+            await send_on_loop(signals.request_finished, sender=self.__class__)  # inline
+            # The only hop left, on a client disconnect only: closing the body through the request's thread-sensitive
+            # executor waits for sync view code of this request still running there (Django's `asend` gives the
+            # same barrier as a side effect), so it never finds its body closed under it.
+            await sync_to_async(body_file.close)()
+            return
+        await close_on_loop(response)  # inline
         body_file.close()
+
+    async def read_body(self, receive: Any, limit: int | None = None) -> IO[bytes]:
+        """Django's `read_body`, stopping (with `_BodyTooLarge`) as soon as more than `limit` bytes arrived."""
+        body_file = tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b")  # noqa: SIM115 - returned open, as Django does
+        received = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                body_file.close()
+                raise RequestAborted
+            if "body" in message:
+                received += len(message["body"])
+                if limit is not None and received > limit:
+                    body_file.close()
+                    raise _BodyTooLarge
+                body_file.write(message["body"])
+            if not message.get("more_body", False):
+                break
+        body_file.seek(0)
+        return body_file
+
+    def resolve_request(self, request: HttpRequest) -> ResolverMatch:
+        if getattr(request, "body_refused", False):
+            request.resolver_match = ResolverMatch(_body_too_large, (), {})
+            return request.resolver_match
+        return super().resolve_request(request)
 
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
         set_urlconf(settings.ROOT_URLCONF)
@@ -105,3 +160,64 @@ class TributaryASGIHandler(ASGIHandler):
                 request=request,
             )
         return response
+
+
+async def send_on_loop(signal: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
+    """`Signal.send` for the event loop: sync receivers inline and in order, then the async ones awaited together.
+
+    The order and the concurrency are `Signal.send`'s (and `asend`'s); only the thread is gone.
+    """
+    if not signal.receivers or signal.sender_receivers_cache.get(sender) is NO_RECEIVERS:
+        return []
+    sync_receivers, async_receivers = signal._live_receivers(sender)
+    responses = [(receiver, receiver(signal=signal, sender=sender, **named)) for receiver in sync_receivers]
+    if async_receivers:
+        results = await asyncio.gather(
+            *(receiver(signal=signal, sender=sender, **named) for receiver in async_receivers)
+        )
+        responses.extend(zip(async_receivers, results, strict=True))
+    return responses
+
+
+async def close_on_loop(response: HttpResponseBase) -> None:
+    """`HttpResponseBase.close()` with its `request_finished` signal sent on the loop (the stock `close()` sends it with
+    `Signal.send`, which cannot run an async receiver inside an event loop)."""
+    if type(response).close is not HttpResponseBase.close:
+        response.close()  # a subclass with its own close(): trust it
+        return
+    for closer in response._resource_closers:  # type: ignore[attr-defined]
+        with contextlib.suppress(Exception):  # as HttpResponseBase.close() does
+            closer()
+    response._resource_closers.clear()  # type: ignore[attr-defined]
+    response.closed = True
+    await send_on_loop(signals.request_finished, sender=response._handler_class)  # type: ignore[attr-defined]
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _declared_length(scope: dict[str, Any]) -> int:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return 0  # the server rejects a malformed Content-Length before it reaches us
+    return 0
+
+
+def _empty_body() -> IO[bytes]:
+    return tempfile.SpooledTemporaryFile(max_size=0, mode="w+b")
+
+
+async def _body_too_large(request: HttpRequest) -> HttpResponseBase:
+    from api.problems import problem_response
+
+    limit = getattr(settings, "MAX_REQUEST_BODY_BYTES", None)
+    return problem_response(
+        413,
+        "request_body_too_large",
+        f"This service accepts request bodies of at most {limit} bytes.",
+        headers={"Connection": "close"},  # the rest of the body is never read: the connection cannot be reused
+    )

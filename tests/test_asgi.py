@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import httpx
@@ -79,3 +80,149 @@ async def test_demo_mount_is_absent_when_disabled(monkeypatch: pytest.MonkeyPatc
 
     assert response.status_code == 404
     assert response.json()["code"] == "not_found"
+
+
+# Signals, sent on the loop (config/handler.py): sync receivers inline and in order, async receivers awaited.
+
+
+@pytest.fixture
+def receivers() -> Any:
+    from django.core import signals
+
+    connected: list[tuple[Any, Any]] = []
+
+    def connect(signal_name: str, receiver: Any) -> None:
+        signal = getattr(signals, signal_name)
+        signal.connect(receiver, weak=False)
+        connected.append((signal, receiver))
+
+    yield connect
+    for signal, receiver in connected:
+        signal.disconnect(receiver)
+
+
+async def get_health(app: Any = None) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app or asgi.application)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        return await client.get("/healthz")
+
+
+@pytest.mark.parametrize("signal_name", ["request_started", "request_finished"])
+async def test_async_request_signal_receivers_are_awaited_and_the_request_is_served(
+    receivers: Any, signal_name: str
+) -> None:
+    calls: list[str] = []
+    threads: list[threading.Thread] = []
+
+    async def async_receiver(sender: Any, **kwargs: Any) -> None:
+        await asyncio.sleep(0)
+        calls.append("async")
+
+    def sync_receiver(sender: Any, **kwargs: Any) -> None:
+        threads.append(threading.current_thread())
+        calls.append("sync")
+
+    receivers(signal_name, async_receiver)
+    receivers(signal_name, sync_receiver)
+
+    response = await get_health()
+
+    assert response.status_code == 200
+    assert calls == ["sync", "async"]  # Signal.send's order: sync receivers first, then the async ones
+    assert threads == [threading.current_thread()]  # inline, not through sync_to_async
+
+
+async def test_request_started_receivers_get_the_scope(receivers: Any) -> None:
+    scopes: list[dict[str, Any]] = []
+
+    async def receiver(sender: Any, scope: dict[str, Any], **kwargs: Any) -> None:
+        scopes.append(scope)
+
+    receivers("request_started", receiver)
+
+    await get_health()
+
+    assert [scope["path"] for scope in scopes] == ["/healthz"]
+
+
+# The request body limit (settings.MAX_REQUEST_BODY_BYTES), at the ASGI level: the body is never read.
+
+
+async def call_with_body(scope_headers: list[tuple[bytes, bytes]], chunks: list[bytes]) -> tuple[list[Any], int]:
+    """Serve a POST whose body arrives in `chunks`; returns what the app sent and how many chunks it asked for."""
+    asked = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal asked
+        asked += 1
+        if asked > len(chunks):  # the body is over: the app listens for a disconnect, which never comes
+            await asyncio.Event().wait()
+        return {"type": "http.request", "body": chunks[asked - 1], "more_body": asked < len(chunks)}
+
+    sent: list[Any] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/products/",
+        "raw_path": b"/api/products/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1"), *scope_headers],
+        "client": ("127.0.0.1", 1234),
+        "server": ("127.0.0.1", 8000),
+    }
+    await asyncio.wait_for(asgi.application(scope, receive, send), timeout=5)
+    return sent, asked
+
+
+def assert_413(sent: list[Any]) -> dict[str, Any]:
+    import orjson
+
+    start, body = sent[0], sent[1]
+    headers = {name.decode().lower(): value.decode() for name, value in start["headers"]}
+    assert start["status"] == 413
+    assert headers["content-type"] == "application/problem+json"
+    assert headers["connection"] == "close"
+    assert headers["x-request-id"]
+    problem: dict[str, Any] = orjson.loads(body["body"])
+    assert problem["code"] == "request_body_too_large"
+    assert problem["type"] == "urn:tributary:problem:request_body_too_large"
+    assert problem["status"] == 413
+    return problem
+
+
+async def test_a_declared_body_over_the_limit_is_refused_before_any_byte_is_read(settings: Any) -> None:
+    settings.MAX_REQUEST_BODY_BYTES = 1024
+
+    sent, asked = await call_with_body([(b"content-length", b"314572800")], [])  # 300 MB, never sent
+
+    assert asked == 0
+    assert_413(sent)
+
+
+async def test_a_chunked_body_is_read_only_up_to_the_limit(settings: Any) -> None:
+    settings.MAX_REQUEST_BODY_BYTES = 1024
+    chunks = [b"x" * 600] * 1000  # 600 kB in all
+
+    sent, asked = await call_with_body([(b"transfer-encoding", b"chunked")], chunks)
+
+    assert asked == 2  # 1,200 bytes: over the limit, and nothing more is read
+    assert_413(sent)
+
+
+async def test_a_body_of_exactly_the_limit_is_served_and_one_byte_more_is_refused(settings: Any) -> None:
+    settings.MAX_REQUEST_BODY_BYTES = 1024
+
+    at_limit, asked = await call_with_body([(b"content-length", b"1024")], [b"x" * 1024])
+    over_limit, _ = await call_with_body([(b"content-length", b"1025")], [b"x" * 1025])
+
+    assert at_limit[0]["status"] == 405  # the endpoint's own answer to a POST
+    assert asked == 2  # the body, then the wait for a disconnect
+    assert_413(over_limit)
