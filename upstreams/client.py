@@ -10,20 +10,24 @@ The layers, outermost first, each doing one thing:
                             the request's deadline (the first attempt runs bare; stamina runs the retries)
     _attempt                one request: circuit breaker, bulkhead slot, and the attempt's time budget (the smaller
                             of the upstream's timeout and what is left of the request's deadline)
-    _exchange               the HTTP exchange on the transport: status, content type, a size-limited body read
+    _exchange               the HTTP exchange on the transport: status, content type, and the body read and decoded
+                            within the size limit (`decoding.read_body`: one layer of gzip/deflate, bounded as it
+                            is decoded); *any* exception the transport raises becomes an `UpstreamError`
     translate_httpx_error   httpx/transport exceptions -> the upstream error tree
 
 The transport is injected (`TransportFactory`) and called directly with `httpx.Request`s, so tests can swap in
-`httpx.MockTransport` or respx. By default it is httpx-aiohttp's `AiohttpTransport`: httpx's own pool is an order of
-magnitude slower under concurrency (`benchmarks/transports.py` has the measurement that chose it).
+`httpx.MockTransport` or respx. By default it is httpx-aiohttp's `AiohttpTransport` over a guarded aiohttp pool
+(`transport.py`: a connection carrying bytes nobody asked for is closed, never reused): httpx's own pool is an order
+of magnitude slower under concurrency (`benchmarks/transports.py` has the measurement that chose it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC
@@ -35,13 +39,13 @@ from urllib.parse import urlencode
 import httpx
 import orjson
 import stamina
-from httpx_aiohttp import AiohttpTransport
 
 from . import context
 from .breaker import Breaker, CircuitBreaker, is_fault
 from .bulkhead import Bulkhead
 from .cache import CacheEntry, ResponseCache
 from .config import UpstreamConfig
+from .decoding import decoder_for, read_body
 from .errors import (
     DeadlineExceeded,
     UpstreamBadContentType,
@@ -56,6 +60,7 @@ from .errors import (
     UpstreamTimeout,
 )
 from .singleflight import SingleFlight
+from .transport import aiohttp_transport, translate_aiohttp_cause
 
 __all__ = [
     "Fetched",
@@ -67,6 +72,8 @@ __all__ = [
     "parse_retry_after",
     "translate_httpx_error",
 ]
+
+logger = logging.getLogger("tributary.upstreams")
 
 TransportFactory = Callable[[UpstreamConfig], httpx.AsyncBaseTransport]
 QueryParams = Mapping[str, str | int | float | None]
@@ -117,12 +124,6 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def aiohttp_transport(config: UpstreamConfig) -> httpx.AsyncBaseTransport:
-    """The production transport: aiohttp's connection pool behind httpx's API."""
-    limits = httpx.Limits(max_connections=config.max_connections, max_keepalive_connections=config.max_connections)
-    return AiohttpTransport(limits=limits)
-
-
 def httpx_transport(config: UpstreamConfig) -> httpx.AsyncBaseTransport:
     """httpx's own transport (httpcore): slower under load, but what respx patches by default."""
     limits = httpx.Limits(max_connections=config.max_connections, max_keepalive_connections=config.max_connections)
@@ -132,8 +133,8 @@ def httpx_transport(config: UpstreamConfig) -> httpx.AsyncBaseTransport:
 def translate_httpx_error(exc: Exception, upstream: str) -> UpstreamError:
     """The most specific upstream error for an exception the transport raised (httpx's, or a stray OSError)."""
     if isinstance(exc, httpx.ConnectTimeout):
-        # Not "timed out": httpx-aiohttp also reports refused connections and early disconnects as ConnectTimeout.
-        return UpstreamConnectError(upstream)
+        # Not "timed out": httpx-aiohttp reports refused connections and early disconnects as ConnectTimeout too.
+        return translate_aiohttp_cause(exc, upstream) or UpstreamConnectError(upstream)
     if isinstance(exc, httpx.TimeoutException):
         return UpstreamTimeout(upstream)
     if isinstance(exc, httpx.ConnectError | OSError):
@@ -349,8 +350,17 @@ class UpstreamClient:
                 return _Raw(200, body, response_headers, attempts=1)
             finally:
                 await response.aclose()
+        except UpstreamError:
+            raise
         except (httpx.HTTPError, OSError) as exc:
             raise translate_httpx_error(exc, self.name) from exc
+        except Exception as exc:  # the transport's own exceptions, whatever they are
+            # aiohttp raises more than httpx-aiohttp maps (ClientResponseError for a garbage status line, too many
+            # or too long headers, a bad chunk; ...): a broken exchange, never a 500.
+            # Its type and message only (repr'd: the upstream chose those bytes), never its request info (our headers).
+            message = _truncated(repr(str(getattr(exc, "message", ""))))
+            logger.warning("%s: the exchange broke: %s %s", self.name, type(exc).__name__, message)
+            raise UpstreamProtocolError(self.name) from exc
 
     def _check_status(self, status: int, headers: Mapping[str, str]) -> None:
         if status == 404:
@@ -364,29 +374,35 @@ class UpstreamClient:
             return  # no claim either way: let the JSON decoder decide
         media_type = content_type.split(";", 1)[0].strip().lower()
         if media_type != "application/json" and not media_type.endswith("+json"):
-            raise UpstreamBadContentType(self.name, f"The upstream service answered with {media_type!r}, not JSON.")
+            # The upstream chose this text (any length, any characters): the log may show it, the client never.
+            logger.info("%s: content type %s is not JSON", self.name, _truncated(repr(media_type)))
+            raise UpstreamBadContentType(self.name)
 
     async def _read_limited(self, response: httpx.Response, headers: Mapping[str, str]) -> bytes:
-        """Read the (decoded) body, refusing it as soon as it is known to exceed the limit."""
+        """Read and decode the body, refusing it as soon as it is known to exceed the limit (see `decoding`)."""
         limit = self.config.max_body_bytes
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise UpstreamBodyTooLarge(self.name, limit)
-        # Not encoded and not yet read: the raw stream as is, without httpx's (identity) decoder chain.
-        raw = "content-encoding" not in headers and not response.is_stream_consumed
-        chunks = response.aiter_raw() if raw else response.aiter_bytes()
-        body = bytearray()
-        async for chunk in chunks:
-            body += chunk
-            if len(body) > limit:
-                raise UpstreamBodyTooLarge(self.name, limit)
-        return bytes(body)
+        decoder = decoder_for(headers.get("content-encoding"), self.name)  # stacked or unknown codings: refused
+        if response.is_stream_consumed:
+            # An in-memory response (httpx.MockTransport, respx) was read and decoded when it was built.
+            return await read_body(_single(response.content), None, limit=limit, upstream=self.name)
+        return await read_body(response.aiter_raw(), decoder, limit=limit, upstream=self.name)
+
+
+async def _single(body: bytes) -> AsyncIterator[bytes]:
+    yield body
 
 
 @lru_cache(maxsize=4096)
 def _parsed(url: str) -> httpx.URL:
     """httpx URLs are immutable and parsing one is a third of building a request: the same URLs recur."""
     return httpx.URL(url)
+
+
+def _truncated(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _retryable(exc: Exception) -> bool:

@@ -1,0 +1,111 @@
+"""The production transport: httpx-aiohttp's `AiohttpTransport` over an aiohttp pool that never reuses a connection
+carrying bytes nobody asked for.
+
+aiohttp pools a kept-alive connection as soon as a response's body ends, and keeps parsing whatever arrives on it
+afterwards: a second response written by the upstream after the first (at once, or later while the connection sits
+idle in the pool) is queued on the connection and handed to the *next* request sent on it, which then receives a
+response meant for nobody (and may cache it). Found in aiohttp 3.14.5 (`client_proto.ResponseHandler`,
+`connector.BaseConnector._release`/`_get`). The two classes here close the gap, and `tests/upstreams/
+test_hostile_upstream.py` pins it over raw sockets (both a second response in the same write and one sent later):
+
+- `GuardedResponseHandler` is idle from the moment its connection is released to the pool until the next request
+  sets up its response parser. Bytes that arrive while idle close the connection instead of being parsed; and when a
+  release happened while parsing (the end of one body and more bytes in the same read), a connection left holding a
+  parsed message or a half-read one closes too.
+- `GuardedConnector` marks a protocol idle when aiohttp releases it, and builds `GuardedResponseHandler`s.
+
+Both override private aiohttp methods (`_release`, `_factory`, `data_received`, `set_response_params`): the pins
+above fail if an aiohttp upgrade changes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Any
+
+import aiohttp
+import httpx
+from aiohttp.client_proto import ResponseHandler
+from httpx_aiohttp import AiohttpTransport
+
+from .config import UpstreamConfig
+from .errors import UpstreamConnectError, UpstreamError, UpstreamProtocolError, UpstreamTimeout
+
+__all__ = ["GuardedConnector", "GuardedResponseHandler", "aiohttp_transport", "translate_aiohttp_cause"]
+
+
+class GuardedResponseHandler(ResponseHandler):
+    """aiohttp's client protocol, closing its connection on bytes that no pending request asked for."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        # A new connection is idle until its first request's response parser is set: a server speaking first is
+        # as unsolicited as one speaking late.
+        self.idle = True
+
+    def set_response_params(self, **kwargs: Any) -> None:
+        self.idle = False
+        super().set_response_params(**kwargs)
+
+    def data_received(self, data: bytes) -> None:
+        if self.idle and data:
+            self.close()  # nothing was asked: whatever this is, the connection can no longer be trusted
+            return
+        super().data_received(data)
+        if self.idle and self.should_close:
+            # Released to the pool during this read (the body ended in it) and the rest of the read left a parsed
+            # message or a half-read one behind: the pool must not hand this connection to another request.
+            self.close()
+
+
+class GuardedConnector(aiohttp.TCPConnector):
+    """aiohttp's TCP connector, with `GuardedResponseHandler` connections marked idle while pooled."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._factory = functools.partial(GuardedResponseHandler, loop=self._loop)  # type: ignore[assignment]
+
+    def _release(self, key: Any, protocol: ResponseHandler, *, should_close: bool = False) -> None:
+        if isinstance(protocol, GuardedResponseHandler):
+            protocol.idle = True
+        super()._release(key, protocol, should_close=should_close)
+
+
+def aiohttp_transport(config: UpstreamConfig) -> httpx.AsyncBaseTransport:
+    """The production transport: aiohttp's connection pool (guarded, see above) behind httpx's API.
+
+    The session is built on first use, inside the event loop that owns the pool.
+    """
+    limits = httpx.Limits(max_connections=config.max_connections, max_keepalive_connections=config.max_connections)
+
+    def session() -> aiohttp.ClientSession:
+        connector = GuardedConnector(
+            limit=config.max_connections, keepalive_timeout=limits.keepalive_expiry, ssl=transport.ssl_context
+        )
+        return aiohttp.ClientSession(connector=connector)
+
+    # As AiohttpTransport would build it itself (its TLS context included), but with the guarded connector.
+    transport = AiohttpTransport(limits=limits, client=session)
+    return transport
+
+
+_CONNECTING = (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError, aiohttp.ServerFingerprintMismatch)
+
+
+def translate_aiohttp_cause(exc: BaseException, upstream: str) -> UpstreamError | None:
+    """The upstream error for the aiohttp connection error behind an httpx exception, if there is one.
+
+    httpx-aiohttp 0.2 reports every `aiohttp.ClientConnectionError` as `httpx.ConnectTimeout`: a refused connection,
+    but also a read timeout and a server hanging up mid-exchange. The cause it chains tells them apart.
+    """
+    cause = exc.__cause__
+    if isinstance(
+        cause, aiohttp.ConnectionTimeoutError | aiohttp.ClientConnectorError | aiohttp.ServerFingerprintMismatch
+    ):
+        return UpstreamConnectError(upstream)
+    if isinstance(cause, aiohttp.ServerTimeoutError):
+        return UpstreamTimeout(upstream)
+    if isinstance(cause, aiohttp.ClientConnectionError):
+        return UpstreamProtocolError(upstream)  # connected, then lost: disconnected or reset mid-exchange
+    return None
