@@ -83,3 +83,38 @@ async def test_the_counter_sees_the_hops_of_djangos_own_handler(demo: Any, hops:
 
     assert (await get(stock, "/api/multiple-external-data/")).status_code == 200
     assert len(hops.hops) >= 2  # request_started receivers and response.close, at least
+
+
+async def test_async_authentication_permission_and_throttle_are_awaited_without_a_thread_hop(
+    hops: HopCounter, settings: Any
+) -> None:
+    from tests.api import onloop_views
+
+    settings.ROOT_URLCONF = onloop_views.__name__
+    path, credentials = "/everything-async/", {"Authorization": "Token alice"}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=asgi.application), base_url="http://127.0.0.1"
+    ) as client:
+        assert (await client.get(path, headers=credentials)).status_code == 200  # warm
+        hops.hops.clear()
+        onloop_views.CALLS.clear()
+        onloop_views.AsyncThrottleAfterOne.seen = 0
+
+        response = await client.get(path, headers=credentials)
+
+    assert response.json() == {"user": "alice", "auth": "token"}
+    assert onloop_views.CALLS == ["AsyncToken", "AsyncIsAuthenticated", "AsyncAllowAll", "AsyncThrottleAfterOne"]
+    assert hops.hops == []
+
+
+async def test_a_refused_request_body_costs_no_thread_hop(hops: HopCounter) -> None:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=asgi.application), base_url="http://127.0.0.1"
+    ) as client:
+        await client.post("/healthz", content=b"x" * 2048)
+        hops.hops.clear()
+
+        response = await client.post("/healthz", content=b"x" * 2048)
+
+    assert response.status_code == 413
+    assert hops.hops == []
