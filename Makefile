@@ -48,4 +48,7 @@ bench: install ## Tributary vs reference implementations, same load (BENCH_ARGS=
 bench-transports: install ## Measure the httpx transports (decides the upstream transport)
 	$(BIN)/python benchmarks/transports.py
 
-.PHONY: help install run test lint format schema bench bench-transports
+bench-hostile: install ## Hostile upstream and clients, measured (HOSTILE_ARGS="--tree /tmp/before --load-seconds 120")
+	$(BIN)/python benchmarks/hostile.py $(HOSTILE_ARGS)
+
+.PHONY: help install run test lint format schema bench bench-transports bench-hostile
