@@ -13,17 +13,21 @@ about HTTP status codes of *our* responses.
     │   └── UpstreamSaturated          not attempted: no free slot in the upstream's bulkhead in time
     ├── UpstreamStatusError            the upstream answered with a non-2xx status
     │   └── UpstreamNotFound           ... and that status was 404
-    ├── UpstreamProtocolError          the connection broke mid-response, or the HTTP was garbage
-    ├── UpstreamBadResponse            a response arrived, but we cannot use its body
+    ├── UpstreamProtocolError          the connection broke mid-response, or the HTTP was garbage (any exception
+    │                                  of the transport's that says neither "unreachable" nor "timed out")
+    ├── UpstreamBadResponse            a response arrived, but we cannot use its body (raised as itself for a
+    │   │                              content coding we did not ask for, stacked codings, or one that does not
+    │   │                              decode)
     │   ├── UpstreamBadContentType     not JSON
     │   ├── UpstreamInvalidJSON        says JSON, does not parse
-    │   ├── UpstreamBodyTooLarge       over the configured size limit (refused, not read)
+    │   ├── UpstreamBodyTooLarge       over the configured size limit, decoded (refused as soon as it is known)
     │   └── UpstreamPayloadInvalid     parses, but does not have the expected shape
     └── DependencyFailed               not attempted: a call it needed failed first
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 __all__ = [
@@ -49,7 +53,8 @@ __all__ = [
 class UpstreamError(Exception):
     """Base class: a call to the named upstream failed.
 
-    `detail` is safe to show a client: it never contains an upstream body, a URL with credentials or a traceback.
+    `detail` is safe to show a client: it never contains a byte the upstream chose (a body, a header value such as
+    its Content-Type, a status line), a URL with credentials or a traceback.
     """
 
     code = "upstream_error"
@@ -148,13 +153,16 @@ class UpstreamPayloadInvalid(UpstreamBadResponse):
     """The payload parsed but failed validation.
 
     `fields` maps each failing path (`items[3].price`) to an error code (`invalid`, `required`, ...): never a value
-    from the payload, which may be large or sensitive.
+    from the payload, which may be large or sensitive. A path can hold a key the upstream chose (a dictionary's):
+    a segment that is not a plain name or an index is shown as `*`, so no text of the upstream's reaches a client.
     """
 
     code = "upstream_invalid_payload"
 
     def __init__(self, upstream: str, fields: Mapping[str, str]) -> None:
-        self.fields = dict(fields)
+        self.fields: dict[str, str] = {}
+        for path, code in fields.items():
+            self.fields.setdefault(_safe_path(path), code)
         paths = list(self.fields)
         shown = ", ".join(paths[:10]) + (" ..." if len(paths) > 10 else "")
         super().__init__(upstream, f"The upstream payload failed validation at: {shown}.")
@@ -166,3 +174,16 @@ class DependencyFailed(UpstreamError):
     def __init__(self, upstream: str, dependency: str) -> None:
         self.dependency = dependency
         super().__init__(upstream, f"Not attempted: the call it depends on ({dependency}) failed.")
+
+
+_SAFE_PATH = re.compile(r"\(root\)|[A-Za-z_][A-Za-z0-9_]{0,63}(?:\.[A-Za-z_][A-Za-z0-9_]{0,63}|\[\d{1,9}\])*")
+
+
+def _safe_path(path: str) -> str:
+    """`path` if every segment is a plain name or an index, else its longest such prefix followed by `.*`."""
+    if _SAFE_PATH.fullmatch(path):
+        return path
+    for cut in reversed([i for i, char in enumerate(path) if char in ".["]):
+        if _SAFE_PATH.fullmatch(path[:cut]):
+            return path[:cut] + ".*"
+    return "*"

@@ -166,3 +166,35 @@ async def test_a_response_meant_for_nobody_is_never_served_to_the_next_client(ap
     assert (await api.get("/api/external-data/")).json()["message"] == "ok"  # and nothing smuggled was cached
     assert upstream.connections == 2
     await assert_clean(upstream)
+
+
+async def test_an_upstream_chosen_key_never_reaches_the_error_paths(api: Any, upstream_mock: Any) -> None:
+    """A dictionary key is the upstream's text too: a failing one is reported as `*`, not echoed."""
+    upstream_mock.get("http://catalog.upstream.test/products/7").respond(json=PRODUCT)
+    upstream_mock.get("http://inventory.upstream.test/stock/SKU-00007").respond(json=STOCK)
+    upstream_mock.get("http://reviews.upstream.test/products/7/summary").respond(json=REVIEW)
+    rates = {"EUR": "0.92", INJECTED.decode() + "<script>": "not a number"}
+    upstream_mock.get("http://fx.upstream.test/rates/USD").respond(json={**RATES, "rates": rates})
+
+    response = await api.get("/api/products/7/?currency=EUR")
+
+    assert response.status_code == 200
+    (missing,) = response.json()["missing"]
+    assert (missing["source"], missing["code"]) == ("fx", "upstream_invalid_payload")
+    assert INJECTED not in response.content
+    assert b"<script>" not in response.content
+
+
+PRODUCT = {
+    "id": 7,
+    "sku": "SKU-00007",
+    "name": "Gilded Kettle",
+    "description": "A kettle.",
+    "category": "kitchen",
+    "price": "20.00",
+    "currency": "USD",
+    "tags": ["gift"],
+}
+STOCK = {"sku": "SKU-00007", "available": 3, "warehouse": "AMS-1", "updated_at": "2026-01-01T00:00:00Z"}
+REVIEW = {"product_id": 7, "average_rating": 4.5, "count": 12}
+RATES = {"base": "USD", "as_of": "2026-01-01", "rates": {"EUR": "0.92"}}
