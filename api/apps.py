@@ -15,6 +15,9 @@ class ApiConfig(AppConfig):
 
     def ready(self) -> None:
         checks.register(check_aggregate_upstreams, "upstreams")
+        from .middleware import recognise_in_deploy_checks
+
+        recognise_in_deploy_checks()  # our async SecurityMiddleware counts as Django's for `check --deploy`
 
 
 def check_aggregate_upstreams(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:

@@ -1,4 +1,12 @@
-"""Async-native middleware. Django wraps a sync-only middleware in a thread hop per request; these need none."""
+"""Async-native middleware. Django wraps a sync-only middleware in a thread hop per request; these need none.
+
+`SecurityMiddleware` and `FrameOptionsMiddleware` replace the request path of Django's own (Django 5.2's
+`MiddlewareMixin.__acall__`, which runs `process_request`/`process_response` through `sync_to_async`): they call the
+same inherited methods inline, on the loop (the methods do no I/O). tests/api/test_security.py pins them against
+Django's classes, request by request and setting by setting. Django's deploy checks look for Django's class paths in
+MIDDLEWARE; `recognise_in_deploy_checks()` (called by the app's `ready()`) makes them see these subclasses too, so
+`check --deploy` still checks HSTS, the redirect and the rest.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +15,25 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from asgiref.sync import markcoroutinefunction
+from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponseBase
+from django.middleware.clickjacking import XFrameOptionsMiddleware
+from django.middleware.security import SecurityMiddleware as DjangoSecurityMiddleware
+from django.utils.module_loading import import_string
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 from upstreams import REQUEST_ID_HEADER, request_id
 
 from .problems import problem_response
 
-__all__ = ["RequestContextMiddleware", "StaticFilesMiddleware"]
+__all__ = [
+    "FrameOptionsMiddleware",
+    "RequestContextMiddleware",
+    "SecurityMiddleware",
+    "StaticFilesMiddleware",
+    "recognise_in_deploy_checks",
+]
 
 GetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
 
@@ -70,3 +88,60 @@ class StaticFilesMiddleware(WhiteNoiseMiddleware):
         if static_file is not None:
             return self.serve(static_file, request)
         return await self.get_response(request)
+
+
+class SecurityMiddleware(DjangoSecurityMiddleware):
+    """Django's SecurityMiddleware (nosniff, HSTS, the https redirect, Referrer-Policy, COOP), with no thread hop."""
+
+    sync_capable = False
+    async_capable = True
+
+    def __init__(self, get_response: GetResponse) -> None:
+        super().__init__(get_response)
+        self.next = get_response
+        markcoroutinefunction(self)
+
+    async def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.process_request(request) or await self.next(request)
+        # django-stubs say HttpResponse; Django's methods take any response (streamed ones too).
+        return self.process_response(request, response)  # type: ignore[arg-type]
+
+
+class FrameOptionsMiddleware(XFrameOptionsMiddleware):
+    """Django's XFrameOptionsMiddleware (`X-Frame-Options: DENY` unless exempt), with no thread hop."""
+
+    sync_capable = False
+    async_capable = True
+
+    def __init__(self, get_response: GetResponse) -> None:
+        super().__init__(get_response)
+        self.next = get_response
+        markcoroutinefunction(self)
+
+    async def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        return self.process_response(request, await self.next(request))  # type: ignore[arg-type]
+
+
+def recognise_in_deploy_checks() -> None:
+    """Make Django's deploy checks (django/core/checks/security/base.py) count a subclass of its security or
+    clickjacking middleware as installed. They test `"django.middleware.security.SecurityMiddleware" in
+    MIDDLEWARE`, so with ours they would only warn W001/W002 and skip every check those gate (HSTS, nosniff, the
+    redirect, Referrer-Policy, COOP, X-Frame-Options). Idempotent."""
+    from django.core.checks.security import base
+
+    if getattr(base, "_tributary_recognises_subclasses", False):
+        return
+    base._security_middleware = lambda: _installed(DjangoSecurityMiddleware)  # type: ignore[attr-defined]
+    base._xframe_middleware = lambda: _installed(XFrameOptionsMiddleware)  # type: ignore[attr-defined]
+    base._tributary_recognises_subclasses = True  # type: ignore[attr-defined]
+
+
+def _installed(middleware: type) -> bool:
+    for path in settings.MIDDLEWARE:
+        try:
+            cls = import_string(path)
+        except ImportError:
+            continue
+        if isinstance(cls, type) and issubclass(cls, middleware):
+            return True
+    return False

@@ -1,9 +1,11 @@
 """The ASGI entry point: Django (through a handler that keeps every request on the event loop), plus what Django's
 ASGI handler does not do.
 
-- Lifespan: Django ignores the ASGI lifespan protocol. At start-up we build the upstream registry (so bad upstream
-  configuration stops the server with a message instead of failing requests); at shutdown we close every pooled
-  upstream client of this worker's event loop.
+- Validation: importing this module validates the whole configuration (settings and Django's system checks) and
+  exits with every problem listed if anything is wrong, so `uvicorn config.asgi:application` never serves with a
+  bad configuration, whatever its flags.
+- Lifespan: Django ignores the ASGI lifespan protocol. At start-up we build the upstream registry; at shutdown we
+  close every pooled upstream client of this worker's event loop.
 - `/demo/...`: the built-in demo upstreams (settings.DEMO_UPSTREAMS), a plain ASGI app served beside Django so
   `make run` aggregates real HTTP calls with no network.
 """
@@ -18,6 +20,10 @@ from typing import Any
 import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+# Every configuration problem at once, without a traceback, before the server takes a request (config/startup.py).
+from config.startup import exit_if_misconfigured
+
+exit_if_misconfigured()
 django.setup(set_prefix=False)
 
 from django.conf import settings  # noqa: E402 - after Django is set up

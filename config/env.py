@@ -1,17 +1,59 @@
-"""Reading the environment: the only module that does. A bad value fails start-up with the variable's name."""
+"""Reading the environment: the only module that does. Every problem is collected, none stops the reading.
+
+Each reader returns a usable default when a value is bad and records a message naming the variable, so one start-up
+finds every problem. The last line of each settings module (local, test, production) is `raise_problems(globals())`:
+it adds what the settings-level validation finds in the values read (the upstream settings through
+`upstreams.config.parse_upstreams`, which also names each variable) and raises one `ConfigurationProblems` listing
+all of them. Every entry point prints that list without a traceback (`config/startup.py`).
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
 from upstreams.config import KEYS as UPSTREAM_KEYS
+from upstreams.config import variable_problems
 
-__all__ = ["env", "env_bool", "env_float", "env_int", "env_list", "require", "upstream_settings"]
+__all__ = [
+    "GLOBAL_UPSTREAM_VARIABLES",
+    "ConfigurationProblems",
+    "env",
+    "env_bool",
+    "env_choice",
+    "env_float",
+    "env_int",
+    "env_list",
+    "raise_problems",
+    "require",
+    "require_list",
+    "upstream_settings",
+]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+
+# Variables that start with UPSTREAM_ but configure no single upstream (so they are not UPSTREAM_<NAME>_<KEY>).
+GLOBAL_UPSTREAM_VARIABLES = frozenset({"UPSTREAM_TRANSPORT"})
+
+# What reading found wrong so far, in order, without duplicates (base.py and local.py may read a variable twice).
+_problems: list[str] = []
+
+
+class ConfigurationProblems(ImproperlyConfigured):
+    """The configuration is invalid; `problems` lists every message, each naming the variable to fix."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+def _problem(message: str) -> None:
+    if message not in _problems:
+        _problems.append(message)
 
 
 def env(name: str, default: str | None = None) -> str | None:
@@ -20,10 +62,18 @@ def env(name: str, default: str | None = None) -> str | None:
 
 def require(name: str) -> str:
     """A variable with no default (a secret in production): missing means the process does not start."""
-    value = os.environ.get(name)
+    value = os.environ.get(name, "").strip()
     if not value:
-        raise ImproperlyConfigured(f"The environment variable {name} must be set.")
+        _problem(f"The environment variable {name} must be set.")
     return value
+
+
+def require_list(name: str) -> list[str]:
+    """A required comma-separated list (production's allowed hosts)."""
+    values = [item.strip() for item in require(name).split(",") if item.strip()]
+    if not values and os.environ.get(name, "").strip():
+        _problem(f"The environment variable {name} must be set (a comma-separated list, not only commas).")
+    return values
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -35,7 +85,8 @@ def env_bool(name: str, default: bool) -> bool:
         return True
     if value in _FALSE:
         return False
-    raise ImproperlyConfigured(f"{name}={raw!r} must be one of true/false, 1/0, yes/no, on/off.")
+    _problem(f"{name}={raw!r} must be one of true/false, 1/0, yes/no, on/off.")
+    return default
 
 
 def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
@@ -45,9 +96,11 @@ def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise ImproperlyConfigured(f"{name}={raw!r} must be a number.") from None
+        _problem(f"{name}={raw!r} must be a number (at least {minimum:g}).")
+        return default
     if not value >= minimum or value == float("inf"):
-        raise ImproperlyConfigured(f"{name}={raw!r} must be a finite number >= {minimum}.")
+        _problem(f"{name}={raw!r} must be a number of at least {minimum:g}.")
+        return default
     return value
 
 
@@ -58,10 +111,22 @@ def env_int(name: str, default: int, *, minimum: int = 0, maximum: int | None = 
     try:
         value = int(raw)
     except ValueError:
-        raise ImproperlyConfigured(f"{name}={raw!r} must be a whole number.") from None
-    if value < minimum or (maximum is not None and value > maximum):
-        raise ImproperlyConfigured(f"{name}={raw!r} must be between {minimum} and {maximum or 'any'}.")
+        value = None
+    if value is None or value < minimum or (maximum is not None and value > maximum):
+        high = f" and at most {maximum}" if maximum is not None else ""
+        _problem(f"{name}={raw!r} must be a whole number of at least {minimum}{high}.")
+        return default
     return value
+
+
+def env_choice(name: str, default: str, *, choices: tuple[str, ...]) -> str:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    if raw.strip() not in choices:
+        _problem(f"{name}={raw!r} must be one of {', '.join(choices)}.")
+        return default
+    return raw.strip()
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
@@ -74,9 +139,13 @@ def env_list(name: str, default: list[str]) -> list[str]:
 def upstream_settings(names: list[str], *, default_url: str | None) -> dict[str, dict[str, str | None]]:
     """Raw settings of every upstream: the built-in `names` plus any `UPSTREAM_<NAME>_URL` in the environment.
 
-    Values stay strings here; `upstreams.config.parse_upstreams` validates them (and `manage.py check` reports).
+    Values stay strings here; `upstreams.config.parse_upstreams` validates them. The variables' names are checked
+    here (`upstreams.config.variable_problems`): an unknown `UPSTREAM_<NAME>_<KEY>`, or an upstream whose name is a
+    typo of a built-in one, is a problem that suggests the closest known variable.
     `default_url` is a format string with `{name}` (the demo upstreams) or None (the URL must be set).
     """
+    for message in variable_problems(os.environ, builtin=names, ignore=GLOBAL_UPSTREAM_VARIABLES):
+        _problem(message)
     found = {
         key[len("UPSTREAM_") : -len("_URL")].lower()
         for key in os.environ
@@ -90,3 +159,17 @@ def upstream_settings(names: list[str], *, default_url: str | None) -> dict[str,
             values["URL"] = default_url.format(name=name)
         upstreams[name] = values
     return upstreams
+
+
+def raise_problems(namespace: Mapping[str, Any]) -> None:
+    """The last step of a settings module: every problem reading found, plus those the settings' values have
+    (`upstreams.apps.settings_problems`: upstream settings, transport, deadline, Redis URL, demo faults), in one
+    `ConfigurationProblems`. `namespace` is the settings module's `globals()`."""
+    from upstreams.apps import settings_problems
+
+    problems = list(_problems)
+    for _, message in settings_problems(namespace):
+        if message not in problems:
+            problems.append(message)
+    if problems:
+        raise ConfigurationProblems(problems)

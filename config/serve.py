@@ -32,8 +32,9 @@ def _uvicorn_config(args: argparse.Namespace) -> uvicorn.Config:
         lifespan="on",
         log_level=args.log_level,
         access_log=args.access_log,
-        proxy_headers=True,
-        forwarded_allow_ips=args.forwarded_allow_ips,
+        # X-Forwarded-For/-Proto are believed only from the proxies the deployment names (README "Security settings").
+        proxy_headers=bool(args.forwarded_allow_ips),
+        forwarded_allow_ips=args.forwarded_allow_ips or None,
     )
 
 
@@ -58,10 +59,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1")))
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--no-access-log", dest="access_log", action="store_false")
-    parser.add_argument("--forwarded-allow-ips", default="127.0.0.1")
+    parser.add_argument(
+        "--forwarded-allow-ips",
+        default=os.environ.get("FORWARDED_ALLOW_IPS", ""),
+        help="addresses of the proxies whose X-Forwarded-* headers are believed (default: none)",
+    )
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
+    # Every configuration problem, at once and before a socket is bound (config/startup.py).
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    from config.startup import exit_if_misconfigured
+
+    exit_if_misconfigured()
     if args.workers == 1:
         uvicorn.Server(_uvicorn_config(args)).run()
         return 0

@@ -4,14 +4,17 @@ for retries, the circuit breaker, the bulkhead and the cache.
 Settings hand us raw values (strings from the environment, or Python values in tests) under the names of the
 environment variables a person would set (`URL`, `TIMEOUT`, `RETRIES`, ...: see `KEYS`). `parse_upstreams()` turns
 them into validated value objects or raises one `ConfigError` listing every problem, each naming the variable to fix;
-`manage.py check` reports those as errors.
+`manage.py check` reports those as errors. `variable_problems()` checks the variables' names: an unknown
+`UPSTREAM_<NAME>_<KEY>` is reported with the closest known variable, and so is an upstream whose name is one typo
+away from a built-in one.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -27,6 +30,7 @@ __all__ = [
     "UpstreamConfig",
     "env_prefix",
     "parse_upstreams",
+    "variable_problems",
 ]
 
 # Every setting an upstream takes, as the suffix of its environment variable (UPSTREAM_<NAME>_<KEY>).
@@ -150,6 +154,82 @@ class UpstreamConfig:
 def env_prefix(name: str) -> str:
     """`catalog` -> `UPSTREAM_CATALOG_`: the environment variables that configure an upstream."""
     return f"UPSTREAM_{name.upper()}_"
+
+
+def variable_problems(variables: Iterable[str], *, builtin: Collection[str], ignore: Collection[str] = ()) -> list[str]:
+    """Problems in the names of `UPSTREAM_*` variables (their values are `parse_upstreams()`'s business).
+
+    An upstream exists if it is built in (the built-in aggregates use it) or has an `UPSTREAM_<NAME>_URL`; `ignore`
+    lists variables that start with `UPSTREAM_` but configure no single upstream (`UPSTREAM_TRANSPORT`).
+    - `UPSTREAM_<NAME>_<KEY>` with a KEY not in `KEYS`, or for an upstream that does not exist, is reported with the
+      closest known variable (difflib): a misspelt setting would otherwise be ignored without a word.
+    - An upstream defined only by its URL whose name is one typo from a built-in one (edit distance 1, or 2 for
+      names of six letters or more) is reported too: no aggregate uses it, and the built-in upstream it was meant
+      for keeps its default. Any other new name is a legitimate new upstream.
+    """
+    variables = sorted({v for v in variables if v.startswith("UPSTREAM_") and v not in ignore})
+    defined = {
+        v[len("UPSTREAM_") : -len("_URL")].lower()
+        for v in variables
+        if v.endswith("_URL") and len(v) > len("UPSTREAM__URL")
+    }
+    builtin = set(builtin)
+    existing = builtin | defined
+    problems = []
+    for name in sorted(defined - builtin):
+        meant = _one_typo_from(name, builtin)
+        if meant is not None:
+            problems.append(
+                f"{env_prefix(name)}URL defines an upstream {name!r} that no built-in aggregate uses: "
+                f"did you mean {env_prefix(meant)}URL? (a new upstream's name must not be one typo from a "
+                f"built-in one)"
+            )
+    known = {f"{env_prefix(name)}{key}" for name in existing for key in KEYS}
+    for variable in variables:
+        if variable in known or variable.endswith("_URL"):
+            continue
+        suggestion = _closest_variable(variable, existing, known | set(ignore))
+        if suggestion is None:
+            problems.append(
+                f"{variable} is not a setting: an upstream takes UPSTREAM_<NAME>_<KEY>, KEY one of "
+                f"{', '.join(KEYS)}, and is defined by its UPSTREAM_<NAME>_URL"
+            )
+        else:
+            problems.append(f"{variable} is not a setting: did you mean {suggestion}?")
+    return problems
+
+
+def _closest_variable(variable: str, names: Collection[str], known: Collection[str]) -> str | None:
+    """The upstream whose prefix the variable starts with decides, if any (longest first); else the whole name."""
+    for name in sorted(names, key=len, reverse=True):
+        prefix = env_prefix(name)
+        if variable.startswith(prefix):
+            keys = difflib.get_close_matches(variable[len(prefix) :], KEYS, n=1, cutoff=0.6)
+            if keys:
+                return prefix + keys[0]
+    matches = difflib.get_close_matches(variable, sorted(known), n=1, cutoff=0.8)
+    return matches[0] if matches else None
+
+
+def _one_typo_from(name: str, candidates: Collection[str]) -> str | None:
+    for candidate in sorted(candidates):
+        if _edit_distance(name, candidate) <= (1 if len(candidate) < 6 else 2):
+            return candidate
+    return None
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Insertions, deletions, substitutions and adjacent transpositions (optimal string alignment)."""
+    rows = [list(range(len(b) + 1))]
+    for i, char_a in enumerate(a, 1):
+        row = [i]
+        for j, char_b in enumerate(b, 1):
+            cost = 0 if char_a == char_b else 1
+            row.append(min(rows[-1][j] + 1, row[j - 1] + 1, rows[-1][j - 1] + cost))
+            if i > 1 and j > 1 and char_a == b[j - 2] and a[i - 2] == char_b:
+                row[j] = min(row[j], rows[-2][j - 2] + 1)
+        rows.append(row)
+    return rows[-1][-1]
 
 
 def parse_upstreams(raw: Mapping[str, Mapping[str, Any]]) -> dict[str, UpstreamConfig]:

@@ -1,11 +1,16 @@
 """Settings shared by every environment. Everything that differs between deployments comes from the environment
-(config/env.py); local.py, test.py and production.py only choose different defaults."""
+(config/env.py); local.py, test.py and production.py only choose different defaults.
+
+This module is not a settings module of its own: each of those three ends with `raise_problems(globals())`, which
+reports every configuration problem found here and there at once."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from config.env import env, env_bool, env_float, env_int, env_list, upstream_settings
+from config.env import env, env_bool, env_choice, env_float, env_int, env_list, upstream_settings
+from upstreams.apps import MIN_AGGREGATE_DEADLINE
+from upstreams.registry import TRANSPORTS
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -25,9 +30,15 @@ INSTALLED_APPS = [
 # Only async-native middleware: each sync one would cost a thread hop per request.
 MIDDLEWARE = [
     "api.middleware.RequestContextMiddleware",
+    "api.middleware.SecurityMiddleware",  # Django's, on the loop: X-Content-Type-Options, HSTS, https redirect...
+    "api.middleware.FrameOptionsMiddleware",  # Django's X-Frame-Options, on the loop
     "api.problems.ProblemResponseMiddleware",  # error responses Django or WhiteNoise made: problem documents too
     "api.middleware.StaticFilesMiddleware",
 ]
+
+# security.W003 (no CsrfViewMiddleware): CSRF abuses a browser's ambient credentials (cookies) on unsafe methods;
+# this API has neither: no sessions, no cookies, GET only. Revisit with client authentication if it uses cookies.
+SILENCED_SYSTEM_CHECKS = ["security.W003"]
 
 ROOT_URLCONF = "config.urls"
 ASGI_APPLICATION = "config.asgi.application"
@@ -118,9 +129,9 @@ BUILTIN_UPSTREAMS = ["slow", "catalog", "inventory", "reviews", "fx"]
 UPSTREAMS = upstream_settings(
     BUILTIN_UPSTREAMS, default_url=f"http://127.0.0.1:{PORT}/demo/{{name}}" if DEMO_UPSTREAMS else None
 )
-UPSTREAM_TRANSPORT = env("UPSTREAM_TRANSPORT", "aiohttp")
+UPSTREAM_TRANSPORT = env_choice("UPSTREAM_TRANSPORT", "aiohttp", choices=tuple(TRANSPORTS))
 # The whole request's budget for its upstream calls, in seconds.
-AGGREGATE_DEADLINE = env_float("AGGREGATE_DEADLINE", 10.0)
+AGGREGATE_DEADLINE = env_float("AGGREGATE_DEADLINE", 10.0, minimum=MIN_AGGREGATE_DEADLINE)
 
 LOGGING = {
     "version": 1,

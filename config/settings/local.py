@@ -1,6 +1,6 @@
 """Laptop defaults: the demo upstreams are on, so `make run` aggregates real HTTP calls with no network."""
 
-from config.env import env_bool, upstream_settings
+from config.env import env_bool, raise_problems, upstream_settings
 
 from .base import *  # noqa: F403
 from .base import BUILTIN_UPSTREAMS, PORT
@@ -9,3 +9,5 @@ DEMO_UPSTREAMS = env_bool("DEMO_UPSTREAMS", True)
 UPSTREAMS = upstream_settings(
     BUILTIN_UPSTREAMS, default_url=f"http://127.0.0.1:{PORT}/demo/{{name}}" if DEMO_UPSTREAMS else None
 )
+
+raise_problems(globals())  # last: every problem in the configuration, at once

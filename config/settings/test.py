@@ -1,6 +1,8 @@
 """Test settings: upstreams point at a closed placeholder; each test points them where it needs (respx or a
 real loopback server), through the fixtures in tests/conftest.py."""
 
+from config.env import raise_problems
+
 from .base import *  # noqa: F403
 
 SECRET_KEY = "test-only"  # noqa: S105 - not a secret: tests only
@@ -13,3 +15,5 @@ UPSTREAMS = {
 }
 AGGREGATE_DEADLINE = 5.0
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+
+raise_problems(globals())  # last: every problem in the configuration, at once

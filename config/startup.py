@@ -1,0 +1,60 @@
+"""Start-up validation, shared by every entry point: `manage.py`, `python -m config.serve` and `config/asgi.py` (so
+`uvicorn config.asgi:application` too). Load the settings (each settings module raises every problem reading the
+environment found, at once: config/env.py), run Django's system checks, and if anything is wrong print every problem
+as a plain list and exit non-zero, before serving anything. An operator needs the variables to fix, not a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import django
+from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import ConfigurationProblems
+
+__all__ = ["EXIT_CODE", "configuration_problems", "exit_if_misconfigured", "settings_problems"]
+
+EXIT_CODE = 1
+
+_validated = False  # once per process: `python -m config.serve` validates, then imports config/asgi.py
+
+
+def settings_problems() -> list[str]:
+    """Import the settings module; every problem it raised, one message each (nothing: the settings are good)."""
+    try:
+        settings.INSTALLED_APPS  # noqa: B018 - the first access imports the settings module
+    except ConfigurationProblems as exc:
+        return exc.problems
+    except ImproperlyConfigured as exc:
+        return [str(exc)]
+    return []
+
+
+def configuration_problems() -> list[str]:
+    """The settings' problems; if there are none, Django set up and the errors of its system checks."""
+    problems = settings_problems()
+    if problems:
+        return problems
+    django.setup(set_prefix=False)
+    return [str(message) for message in checks.run_checks() if message.is_serious() and not message.is_silenced()]
+
+
+def exit_if_misconfigured(*, system_checks: bool = True) -> None:
+    """Print every problem and exit with EXIT_CODE, or return with Django set up (settings only: loaded)."""
+    global _validated
+    if _validated:
+        return
+    problems = configuration_problems() if system_checks else settings_problems()
+    if not problems:
+        _validated = system_checks
+        return
+    module = os.environ.get("DJANGO_SETTINGS_MODULE", "")
+    lines = [f"Tributary cannot start: {len(problems)} configuration problem(s) ({module}):"]
+    lines += ["  - " + problem.replace("\n", "\n    ") for problem in problems]
+    print("\n".join(lines), file=sys.stderr)  # noqa: T201 - before logging is configured: the operator's terminal
+    sys.stdout.flush()
+    raise SystemExit(EXIT_CODE)
