@@ -8,23 +8,25 @@ lists may mix both. The semantics are DRF's `APIView`'s: authenticators tried in
 permissions checked in order, the first that denies gives the 403's message and code (adrf checks its async
 permissions before its sync ones, concurrently); every throttle is asked, and the longest `wait()` becomes
 `Retry-After`. Sync classes run inline on the loop, so they must not block (Django refuses database access there).
-The sync `check_permissions`/`check_object_permissions`/`check_throttles` refuse an async class (TypeError) rather
-than read its coroutine as "allowed". Pinned by tests/framework/adrf/ (adrf's own tests, vendored, run against this
-view) and tests/api/test_onloop.py.
+The sync `check_permissions`/`check_object_permissions`/`check_throttles` await an async class through
+`async_to_sync` when called from a worker thread (as adrf's do), and refuse it (TypeError) on the event loop's thread
+rather than read its coroutine as "allowed". Pinned by tests/framework/adrf/ (adrf's own tests, vendored, run
+against this view) and tests/api/test_onloop.py.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable
 from inspect import isawaitable, iscoroutinefunction
 from typing import Any, TypeVar
 
 from adrf.views import APIView
+from asgiref.sync import async_to_sync
 from django.http import HttpResponse, HttpResponseBase
 from rest_framework import exceptions
 from rest_framework.request import Request, wrap_attributeerrors
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
 
 __all__ = ["OnLoopAPIView"]
 
@@ -67,19 +69,16 @@ class OnLoopAPIView(APIView):
         return response
 
     def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple[Any, str]:
-        # The common case, decided without parsing the Accept header: JSON is the only renderer, and the client
-        # accepts anything or JSON and asks for no ?format=. Anything else goes through DRF's negotiation (and
-        # its 406).
-        accept = request.META.get("HTTP_ACCEPT")
-        if (
-            accept in _ACCEPTS_JSON
-            and len(self.renderer_classes) == 1
-            and self.format_kwarg is None
-            and api_settings.URL_FORMAT_OVERRIDE not in request._request.GET
-        ):
-            renderer = self.renderer_classes[0]()
+        # JSON is the only renderer, so negotiation is one question: does the Accept header admit JSON? A client
+        # that asks for `application/problem+json` reads JSON, so it counts. `?format=` is no parameter of this API
+        # and is ignored like any unknown one (DRF's negotiation answers 404 for a format without a renderer). The
+        # common headers are decided without parsing.
+        if len(self.renderer_classes) != 1:
+            return super().perform_content_negotiation(request, force)
+        renderer = self.renderer_classes[0]()
+        if request.META.get("HTTP_ACCEPT") in _ACCEPTS_JSON or force or _admits_json(request._request):
             return renderer, renderer.media_type
-        return super().perform_content_negotiation(request, force)
+        raise exceptions.NotAcceptable(available_renderers=[renderer])
 
     async def ainitial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         """DRF's `initial()`, with the authentication, permission and throttle checks awaited."""
@@ -163,16 +162,28 @@ async def _resolved(result: _T | Awaitable[_T]) -> _T:
 
 
 def _sync_result(result: Any, async_version: str) -> Any:
-    if isawaitable(result):
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()  # never awaited: no "coroutine was never awaited" warning
-        msg = f"an async check cannot run in a sync one on the event loop: await OnLoopAPIView.{async_version}()"
-        raise TypeError(msg)
-    return result
+    """A check's answer in a sync caller: awaited through `async_to_sync` in a worker thread (as adrf does, e.g. under
+    `sync_to_async`); refused on the event loop's thread, where `async_to_sync` cannot run."""
+    if not isawaitable(result):
+        return result
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return async_to_sync(_resolved)(result)
+    close = getattr(result, "close", None)
+    if close is not None:
+        close()  # never awaited: no "coroutine was never awaited" warning
+    msg = f"an async check cannot run in a sync one on the event loop: await OnLoopAPIView.{async_version}()"
+    raise TypeError(msg)
 
 
 _ACCEPTS_JSON = frozenset({None, "", "*/*", "application/json"})
+_JSON_RANGES = frozenset({("*", "*"), ("application", "*"), ("application", "json"), ("application", "problem+json")})
+
+
+def _admits_json(request: Any) -> bool:
+    """A media range in Accept (quality above 0; parameters such as charset do not matter) covers JSON."""
+    return any((media.main_type, media.sub_type) in _JSON_RANGES for media in request.accepted_types)
 
 
 def _rendered(response: Response) -> HttpResponseBase:
