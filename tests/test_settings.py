@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from config.env import upstream_settings
+from upstreams.config import variable_problems
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,3 +76,49 @@ def test_upstreams_beyond_the_builtin_ones_are_found_by_their_url_variable(monke
     assert upstreams["catalog"]["URL"] == "http://demo/catalog"
     assert upstreams["weather"]["URL"] == "http://weather.internal"
     assert upstreams["weather"]["TOKEN"] == "t"
+
+
+# --- The names of UPSTREAM_* variables (upstreams.config.variable_problems) ----------------------------------------
+
+BUILTIN = ["slow", "catalog", "inventory", "reviews", "fx"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "suggestion"),
+    [
+        ("UPSTREAM_CATALOG_TIMOUT", "UPSTREAM_CATALOG_TIMEOUT"),
+        ("UPSTREAM_FX_RETRYS", "UPSTREAM_FX_RETRIES"),
+        ("UPSTREAM_REVIEWS_STALE_IF_ERRORS", "UPSTREAM_REVIEWS_STALE_IF_ERROR"),
+        ("UPSTREAM_INVENTRY_MAX_CONNECTIONS", "UPSTREAM_INVENTORY_MAX_CONNECTIONS"),  # no such upstream
+        ("UPSTREAM_TRANSPRT", "UPSTREAM_TRANSPORT"),  # the one global UPSTREAM_ variable
+    ],
+)
+def test_an_unknown_upstream_variable_suggests_the_closest_known_one(variable: str, suggestion: str) -> None:
+    problems = variable_problems([variable], builtin=BUILTIN, ignore={"UPSTREAM_TRANSPORT"})
+
+    assert problems == [f"{variable} is not a setting: did you mean {suggestion}?"]
+
+
+def test_an_unknown_variable_with_nothing_close_lists_the_keys() -> None:
+    (problem,) = variable_problems(["UPSTREAM_ZZZ"], builtin=BUILTIN)
+
+    assert problem.startswith("UPSTREAM_ZZZ is not a setting: an upstream takes UPSTREAM_<NAME>_<KEY>, KEY one of URL,")
+
+
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [("catlog", "catalog"), ("reveiws", "reviews"), ("inventroy", "inventory"), ("fz", "fx"), ("catalogue", "catalog")],
+)
+def test_an_upstream_one_typo_from_a_builtin_one_is_refused(name: str, meant: str) -> None:
+    problems = variable_problems([f"UPSTREAM_{name.upper()}_URL"], builtin=BUILTIN)
+
+    assert len(problems) == 1
+    assert f"did you mean UPSTREAM_{meant.upper()}_URL?" in problems[0]
+
+
+@pytest.mark.parametrize("name", ["weather", "fx_rates", "pricing", "slower_data", "cat", "ab"])
+def test_any_other_new_upstream_is_legitimate_with_its_settings(name: str) -> None:
+    prefix = f"UPSTREAM_{name.upper()}_"
+    variables = [prefix + "URL", prefix + "TIMEOUT", prefix + "BREAKER_FAILURE_RATIO", "UPSTREAM_FX_RETRIES"]
+
+    assert variable_problems(variables, builtin=BUILTIN) == []
