@@ -10,14 +10,17 @@ loop held for a second) or a missing timeout (the call hanging), not a few milli
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
+from aiohttp.client_proto import ResponseHandler
 
 from tests.hostile_upstream import (
     OK_BODY,
@@ -37,6 +40,7 @@ from tests.hostile_upstream import (
 )
 from upstreams import UpstreamClient, UpstreamConfig, UpstreamError, aiohttp_transport
 from upstreams.breaker import BreakerState
+from upstreams.transport import GuardedConnector, GuardedResponseHandler
 
 TIMEOUT = 0.5  # the call's time budget
 MARGIN = 1.5  # generous: a loaded machine must not make these flaky; a missing timeout would take far longer
@@ -297,3 +301,24 @@ async def test_a_well_behaved_kept_alive_connection_is_reused(hostile: HostileUp
     await client.aclose()
 
     assert (hostile.requests, hostile.connections) == (3, 1)
+
+
+def test_the_aiohttp_seams_the_guard_overrides_are_still_there() -> None:
+    """upstreams/transport.py overrides private aiohttp API (aiohttp 3.14): fail loudly if an upgrade moves it."""
+    connector_release = inspect.signature(aiohttp.BaseConnector._release)
+    assert list(connector_release.parameters) == ["self", "key", "protocol", "should_close"]
+    assert "set_response_params" in vars(ResponseHandler)
+    assert "data_received" in vars(ResponseHandler)
+    assert "should_close" in vars(ResponseHandler)
+
+
+async def test_the_transport_builds_guarded_connections(hostile: HostileUpstream) -> None:
+    client = client_for(hostile)
+    await client.get_json("data")
+
+    session = client._transport.client  # type: ignore[attr-defined]
+    assert isinstance(session.connector, GuardedConnector)
+    (pooled,) = [proto for conns in session.connector._conns.values() for proto, _ in conns]
+    assert isinstance(pooled, GuardedResponseHandler)
+    assert pooled.idle
+    await client.aclose()
