@@ -6,29 +6,55 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 
-from .problems import PROBLEM_CONTENT_TYPE
+from upstreams import REQUEST_ID_HEADER
+
+from .problems import PROBLEM_CODES, PROBLEM_CONTENT_TYPE
 from .serializers import Problem
 
-__all__ = ["AGGREGATE_HEADERS", "drop_anonymous_security", "problems"]
+__all__ = ["AGGREGATE_HEADERS", "REQUEST_ID", "drop_anonymous_security", "problems"]
 
-_DESCRIPTIONS = {
-    400: "Invalid query parameters or `Request-Timeout` header (`invalid_request`); `errors` lists each field.",
-    404: "The resource does not exist (`not_found`).",
-    500: "Unexpected server error (`internal_error`); details are in the server log under `request_id`.",
-    502: "An upstream failed: error status (`upstream_status`), broken connection (`upstream_protocol_error`) or "
-    "unusable payload (`upstream_invalid_json`, `upstream_bad_content_type`, `upstream_body_too_large`, "
-    "`upstream_invalid_payload` with the failing fields in `errors`).",
-    503: "An upstream could not be reached (`upstream_unreachable`), its circuit breaker is open (`circuit_open`, "
-    "with a `Retry-After` header), or it has too many calls in flight (`upstream_saturated`).",
-    504: "An upstream was too slow (`upstream_timeout`) or the request's deadline passed (`deadline_exceeded`).",
+# What each error status means; the codes that come with it are appended from `PROBLEM_CODES`, so a new code (an
+# upstream error class, an API-level problem) is documented without editing this.
+_MEANINGS = {
+    400: "Invalid query parameters or `Request-Timeout` header (`errors` lists each field), or a malformed request.",
+    404: "The resource does not exist.",
+    406: "The `Accept` header admits neither `application/json` nor `application/problem+json`.",
+    500: "Unexpected server error; details are in the server log under `request_id`.",
+    502: "An upstream failed: it answered with an error status, the exchange broke, its payload is unusable (with "
+    "the failing fields in `errors`), or a call this one needs failed first.",
+    503: "An upstream could not be reached, its circuit breaker is open (`Retry-After` says when to try again), or "
+    "it has too many calls in flight.",
+    504: "An upstream was too slow, or the request's deadline passed.",
 }
 
 
+def _description(status: int) -> str:
+    codes = ", ".join(f"`{code}`" for code, code_status in PROBLEM_CODES.items() if code_status == status)
+    return f"{_MEANINGS[status]} Codes: {codes}."
+
+
+REQUEST_ID = OpenApiParameter(
+    REQUEST_ID_HEADER,
+    str,
+    OpenApiParameter.HEADER,
+    response=True,
+    description="The request's id, also the problem document's `request_id` and on every log line: the client's own "
+    "`X-Request-ID` when it sent a plain one (1-128 of `A-Za-z0-9._:-`), else a new one.",
+)
+RETRY_AFTER = OpenApiParameter(
+    "Retry-After",
+    int,
+    OpenApiParameter.HEADER,
+    response=[503],
+    description="Seconds until the upstream's circuit breaker lets a call through again (with `circuit_open`).",
+)
+
+
 def problems(*statuses: int) -> dict[tuple[int, str], Any]:
-    """`extend_schema(responses=...)` entries for these error statuses."""
+    """`extend_schema(responses=...)` entries for these error statuses; every operation can also answer 406."""
     return {
-        (status, PROBLEM_CONTENT_TYPE): OpenApiResponse(response=Problem, description=_DESCRIPTIONS[status])
-        for status in statuses
+        (status, PROBLEM_CONTENT_TYPE): OpenApiResponse(response=Problem, description=_description(status))
+        for status in sorted({*statuses, 406})
     }
 
 
@@ -42,11 +68,15 @@ SERVER_TIMING = OpenApiParameter(
 )
 REQUEST_TIMEOUT = OpenApiParameter(
     "Request-Timeout",
-    float,
+    # What TributaryViewSet.requested_deadline() takes: a decimal number of seconds, 0 < n <= 3600.
+    {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
     OpenApiParameter.HEADER,
-    description="Seconds this request may take at most: shortens the server's own deadline, never lengthens it.",
+    description="Seconds this request may take at most, more than 0 and at most 3600: shortens the server's own "
+    "deadline, never lengthens it.",
 )
-AGGREGATE_HEADERS = [REQUEST_TIMEOUT, SERVER_TIMING]
+# Every operation answers with X-Request-ID; the 503s of upstream calls can carry Retry-After.
+COMMON_HEADERS = [REQUEST_ID, RETRY_AFTER]
+AGGREGATE_HEADERS = [REQUEST_TIMEOUT, SERVER_TIMING, *COMMON_HEADERS]
 
 
 def drop_anonymous_security(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:

@@ -7,8 +7,13 @@ OpenAPI schema publishes; `extend_schema_serializer(many=False)` marks bodies of
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
+
+from .problems import PROBLEM_CODES
 
 CURRENCY = r"^[A-Z]{3}$"
 
@@ -166,7 +171,17 @@ class UpstreamInfo(serializers.Serializer):
     max_connections = serializers.IntegerField()
     max_body_bytes = serializers.IntegerField()
     retries = serializers.IntegerField(help_text="Extra attempts for retryable failures.")
+    retry_backoff = serializers.FloatField(help_text="Seconds: the first retry's full-jitter backoff cap.")
+    retry_backoff_max = serializers.FloatField(help_text="Seconds: the largest backoff cap.")
+    retry_after_max = serializers.FloatField(help_text="Longest upstream `Retry-After` honoured, in seconds.")
+    breaker_failures = serializers.IntegerField(help_text="Consecutive faults that open the circuit; 0: no breaker.")
+    breaker_failure_ratio = serializers.FloatField(help_text="Share of faults in the window that opens the circuit.")
+    breaker_min_calls = serializers.IntegerField(help_text="Calls in the window before the ratio counts.")
+    breaker_window = serializers.FloatField(help_text="Seconds of calls the failure ratio looks at.")
+    breaker_cooldown = serializers.FloatField(help_text="Seconds open before a probe call is let through.")
     max_concurrency = serializers.IntegerField(help_text="Bulkhead: concurrent calls allowed per worker.")
+    queue_timeout = serializers.FloatField(help_text="Seconds a call may wait for a bulkhead slot.")
+    coalesce = serializers.BooleanField(help_text="Identical concurrent GETs share one upstream request.")
     cache_ttl = serializers.FloatField(help_text="Seconds a response is cached when the upstream does not say.")
     stale_if_error = serializers.FloatField(help_text="Seconds past freshness a cached copy may stand in.")
     circuit = Circuit(help_text="This worker's circuit breaker for the upstream.")
@@ -197,18 +212,40 @@ class Readiness(serializers.Serializer):
 # --- Query parameters ---------------------------------------------------------------------------------------------
 
 
+# A query is validated as given (TributaryViewSet.query() passes a plain dict): DRF would take an empty `?page=` for
+# an absent one, and its IntegerField would take `+5`, ` 5`, `5\n`, `5.0` and non-ASCII digits, none of which the
+# schema's `type: integer` allows.
+
+
+class QueryInteger(serializers.IntegerField):
+    """An integer written the way the schema says: ASCII digits, an optional minus sign, nothing around them."""
+
+    _DIGITS = re.compile(r"-?[0-9]+", flags=re.ASCII)
+
+    def to_internal_value(self, data: Any) -> int:
+        if not isinstance(data, str) or not self._DIGITS.fullmatch(data) or len(data) > self.MAX_STRING_LENGTH:
+            self.fail("invalid")
+        return int(data)
+
+
 class ProductListQuery(serializers.Serializer):
-    page = serializers.IntegerField(min_value=1, max_value=100_000, default=1, help_text="1-based page number.")
-    page_size = serializers.IntegerField(min_value=1, max_value=100, default=20, help_text="Products per page.")
+    page = QueryInteger(min_value=1, max_value=100_000, default=1, help_text="1-based page number.")
+    page_size = QueryInteger(min_value=1, max_value=100, default=20, help_text="Products per page.")
 
 
 class ProductOverviewQuery(serializers.Serializer):
     currency = serializers.RegexField(
         CURRENCY,
         required=False,
+        trim_whitespace=False,  # " EUR" is not what the pattern allows
         help_text="ISO 4217 code (e.g. `EUR`) to convert the price into.",
         error_messages={"invalid": "Must be a three-letter upper-case currency code such as EUR."},
     )
+
+    def validate_currency(self, value: str) -> str:
+        if value.endswith("\n"):  # Python's `$` (the pattern's, as the schema publishes it) matches before one
+            raise serializers.ValidationError(self.fields["currency"].error_messages["invalid"], code="invalid")
+        return value
 
 
 # --- Errors -------------------------------------------------------------------------------------------------------
@@ -227,7 +264,10 @@ class Problem(serializers.Serializer):
     title = serializers.CharField(help_text="Short summary of the HTTP status.")
     status = serializers.IntegerField(help_text="The HTTP status code.")
     detail = serializers.CharField(help_text="Explanation of this occurrence; never contains internal details.")
-    code = serializers.CharField(help_text="Machine-readable error code (see the README's error table).")
+    code = serializers.ChoiceField(
+        choices=[(code, f"HTTP {status}") for code, status in PROBLEM_CODES.items()],
+        help_text="Machine-readable error code (the README's error table says when each is used).",
+    )
     request_id = serializers.CharField(allow_null=True, help_text="The request's X-Request-ID, for support.")
     upstream = serializers.CharField(required=False, help_text="The upstream service involved, if any.")
     errors = FieldError(  # type: ignore[assignment]  # a declared field, not Serializer.errors

@@ -6,6 +6,7 @@ api/problems.py turns every failure into a problem document.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,7 +28,7 @@ from . import serializers as s
 from .aggregation import Aggregate, Parts
 from .onloop import OnLoopAPIView
 from .renderers import ORJSONRenderer
-from .schema import AGGREGATE_HEADERS, problems
+from .schema import AGGREGATE_HEADERS, REQUEST_ID, problems
 
 __all__ = [
     "ExternalDataViewSet",
@@ -59,19 +60,24 @@ class AnswersOptions:
 class TributaryViewSet(AnswersOptions, OnLoopAPIView, ViewSet):
     def query(self, serializer_class: type[serializers.Serializer]) -> Mapping[str, Any]:
         """The validated query string; invalid -> 400 problem with field errors."""
-        serializer = serializer_class(data=self.request.query_params)
+        # A plain dict, not the QueryDict: DRF takes an empty value in a QueryDict for an absent one (`?currency=`
+        # would mean "no currency"), where the schema says an empty string is not a currency. The last value of a
+        # repeated parameter counts, as with the QueryDict.
+        query = {name: self.request.query_params[name] for name in self.request.query_params}
+        serializer = serializer_class(data=query)
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
 
     def requested_deadline(self) -> float | None:
-        """The client's own deadline from the `Request-Timeout` header (seconds); it can only shorten ours."""
+        """The client's own deadline from the `Request-Timeout` header (seconds); it can only shorten ours.
+
+        A plain decimal number (`2`, `0.5`, `1e1`), as the schema's `type: number` reads: not Python's `float()`
+        syntax, which also takes `1_0`, `inf` or non-ASCII digits.
+        """
         raw = self.request.headers.get(REQUEST_TIMEOUT_HEADER)
         if raw is None:
             return None
-        try:
-            seconds = float(raw)
-        except ValueError:
-            seconds = -1.0
+        seconds = float(raw) if _DECIMAL_NUMBER.fullmatch(raw) else -1.0
         if not 0 < seconds <= 3600:
             raise exceptions.ValidationError(
                 {REQUEST_TIMEOUT_HEADER: ["Must be a number of seconds greater than 0 and at most 3600."]},
@@ -97,6 +103,7 @@ class TributaryViewSet(AnswersOptions, OnLoopAPIView, ViewSet):
 
 
 REQUEST_TIMEOUT_HEADER = "Request-Timeout"
+_DECIMAL_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?", flags=re.ASCII)
 
 
 class ExternalDataViewSet(TributaryViewSet):
@@ -188,6 +195,7 @@ class UpstreamViewSet(TributaryViewSet):
         summary="The configured upstreams",
         description="Names, hosts, limits, policies and circuit state of the upstream services. Never credentials "
         "or headers.",
+        parameters=[REQUEST_ID],
         responses={200: s.UpstreamList, **problems(500)},
         tags=["operations"],
     )
@@ -203,7 +211,17 @@ class UpstreamViewSet(TributaryViewSet):
                 "max_connections": c.max_connections,
                 "max_body_bytes": c.max_body_bytes,
                 "retries": c.retry.retries,
+                "retry_backoff": c.retry.backoff,
+                "retry_backoff_max": c.retry.backoff_max,
+                "retry_after_max": c.retry.retry_after_max,
+                "breaker_failures": c.breaker.failures,
+                "breaker_failure_ratio": c.breaker.failure_ratio,
+                "breaker_min_calls": c.breaker.min_calls,
+                "breaker_window": c.breaker.window,
+                "breaker_cooldown": c.breaker.cooldown,
                 "max_concurrency": c.bulkhead.max_concurrency,
+                "queue_timeout": c.bulkhead.queue_timeout,
+                "coalesce": c.coalesce,
                 "cache_ttl": c.cache.ttl,
                 "stale_if_error": c.cache.stale_if_error,
                 "circuit": circuits[c.name].as_dict(),
@@ -218,7 +236,8 @@ class HealthView(AnswersOptions, OnLoopAPIView):
         operation_id="get_health",
         summary="Liveness",
         description="200 while the process serves requests. Does not call upstreams.",
-        responses={200: s.Health},
+        parameters=[REQUEST_ID],
+        responses={200: s.Health, **problems()},
         tags=["operations"],
     )
     async def get(self, request: Request) -> Response:
@@ -234,7 +253,8 @@ class ReadinessView(AnswersOptions, OnLoopAPIView):
             "failing upstream degrades some responses but should not take every instance out of a load "
             "balancer); 503 when every circuit is open."
         ),
-        responses={200: s.Readiness, 503: s.Readiness},
+        parameters=[REQUEST_ID],
+        responses={200: s.Readiness, 503: s.Readiness, **problems()},
         tags=["operations"],
     )
     async def get(self, request: Request) -> Response:

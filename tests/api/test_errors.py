@@ -3,18 +3,25 @@ never exception text."""
 
 from __future__ import annotations
 
+import ast
 import logging
+import re
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+import yaml
 from django.core.exceptions import SuspiciousOperation
 from django.http import Http404
 from django.test import AsyncClient
 from django.urls import path
+from rest_framework import exceptions
 
-from api import aggregates
+from api import aggregates, problems
 from config import urls as config_urls
 from tests.api.helpers import assert_problem
+from upstreams import UpstreamError
 
 
 @pytest.mark.parametrize(
@@ -186,3 +193,138 @@ async def test_errors_outside_drf_are_problems_whatever_debug_says_and_the_log_k
     if status == 500:
         record = next(r for r in caplog.records if r.exc_info is not None)
         assert "secret internals" in str(record.exc_info[1])  # type: ignore[index]
+
+
+# --- The request is checked against exactly what the schema declares (finding: schemathesis disagreements) --------
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "3600.5", "1e9", "abc", "", "nan", "inf", "1_0", "+5", "0x10", "5s"])
+async def test_request_timeout_outside_what_the_schema_declares_is_400(
+    api: Any, healthy_upstreams: Any, value: str
+) -> None:
+    response = await api.get("/api/external-data/", headers={"Request-Timeout": value})
+
+    body = assert_problem(response, 400, "invalid_request")
+    assert body["errors"][0]["field"] == "Request-Timeout"
+
+
+@pytest.mark.parametrize("value", ["3600", "2.5", "1e1", "0.75"])
+async def test_request_timeout_the_schema_allows_is_accepted(api: Any, healthy_upstreams: Any, value: str) -> None:
+    response = await api.get("/api/external-data/", headers={"Request-Timeout": value})
+
+    assert response.status_code == 200, response.content
+
+
+@pytest.mark.parametrize("query", ["currency=", "currency=%20EUR", "currency=EUR%0A", "currency=eur"])
+async def test_currency_that_is_not_three_capitals_is_400_even_when_empty(
+    api: Any, healthy_upstreams: Any, query: str
+) -> None:
+    response = await api.get(f"/api/products/7/?{query}")
+
+    body = assert_problem(response, 400, "invalid_request")
+    assert body["errors"][0]["field"] == "currency"
+
+
+@pytest.mark.parametrize("value", ["", "%EF%BC%95", "%2B5", "5%0A", "%205", "5.0", "05x", "-0x1"])
+async def test_page_size_is_plain_ascii_digits_only(api: Any, healthy_upstreams: Any, value: str) -> None:
+    response = await api.get(f"/api/products/?page_size={value}")
+
+    body = assert_problem(response, 400, "invalid_request")
+    assert body["errors"][0]["field"] == "page_size"
+
+
+async def test_plain_digits_are_still_a_page_size(api: Any, healthy_upstreams: Any) -> None:
+    response = await api.get("/api/products/?page_size=5&page=1")
+
+    assert response.status_code == 200, response.content
+
+
+@pytest.mark.parametrize("path", ["/api/upstreams/", "/api/products/", "/healthz"])
+@pytest.mark.parametrize("fmt", ["xml", "json", "api"])
+async def test_format_query_parameter_is_ignored_like_any_unknown_one(
+    api: Any, healthy_upstreams: Any, path: str, fmt: str
+) -> None:
+    response = await api.get(f"{path}?format={fmt}")
+
+    assert response.status_code == 200, response.content
+    assert response.headers["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [
+        "application/problem+json",
+        "application/json, application/problem+json",
+        "application/*",
+        "text/html;q=0.9, */*;q=0.1",
+        "application/json; charset=utf-8",
+    ],
+)
+async def test_accept_that_admits_json_or_problem_documents_gets_json(api: Any, accept: str) -> None:
+    response = await api.get("/api/upstreams/", headers={"Accept": accept})
+
+    assert response.status_code == 200, response.content
+    assert response.headers["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize("accept", ["text/html", "application/xml", "application/json;q=0, text/html"])
+async def test_accept_without_json_is_a_406_problem(api: Any, accept: str) -> None:
+    assert_problem(await api.get("/api/upstreams/", headers={"Accept": accept}), 406, "not_acceptable")
+
+
+# --- The error contract: every code that can be emitted is published (schema enum and README table) ----------------
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _literal_problem_codes() -> set[str]:
+    """The code argument of every `problem_response(status, "code", ...)` call with a literal code in api/ and
+    config/ (the upstream tree's codes are class attributes, walked by `problems.upstream_codes()`)."""
+    found = set()
+    for source in [*REPO.glob("api/**/*.py"), *REPO.glob("config/**/*.py")]:
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == (
+                "problem_response"
+            ):
+                args = [*node.args[1:2], *(k.value for k in node.keywords if k.arg == "code")]
+                found |= {a.value for a in args if isinstance(a, ast.Constant) and isinstance(a.value, str)}
+    return found
+
+
+def _all_subclasses(cls: type) -> list[type]:
+    return [sub for direct in cls.__subclasses__() for sub in (direct, *_all_subclasses(direct))]
+
+
+def _readme_error_codes() -> dict[str, int]:
+    section = (REPO / "README.md").read_text().split("## Errors", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| (\d{3}) \| `([a-z_]+)` \|", section, flags=re.MULTILINE)
+    return {code: int(status) for status, code in rows}
+
+
+def test_every_code_the_code_base_can_emit_is_published() -> None:
+    emitted = _literal_problem_codes()
+    emitted |= {cls.code for cls in [UpstreamError, *_all_subclasses(UpstreamError)]}
+    for exc_class in _all_subclasses(exceptions.APIException):  # whatever DRF raises, the handler's code
+        exc = exc_class(wait=1) if exc_class is exceptions.Throttled else exc_class(*_args_for(exc_class))
+        emitted.add(orjson.loads(problems.exception_handler(exc, {}).content)["code"])
+    assert {"upstream_not_found", "dependency_failed", "request_body_too_large"} <= emitted  # the scan works
+
+    assert emitted <= set(problems.PROBLEM_CODES)
+    assert set(problems.PROBLEM_CODES) == set(_readme_error_codes())
+
+
+def _args_for(exc_class: type) -> tuple[Any, ...]:
+    required = {exceptions.MethodNotAllowed: ("GET",), exceptions.UnsupportedMediaType: ("text/xml",)}
+    return required.get(exc_class, ())
+
+
+def test_readme_gives_each_code_the_status_the_api_answers_with() -> None:
+    assert _readme_error_codes() == problems.PROBLEM_CODES
+
+
+def test_schema_publishes_the_codes_as_an_enum() -> None:
+    schema = yaml.safe_load((REPO / "openapi" / "schema.yaml").read_text())
+    (code,) = schema["components"]["schemas"]["Problem"]["properties"]["code"]["allOf"]
+    enum = schema["components"]["schemas"][code["$ref"].rsplit("/", 1)[1]]["enum"]
+
+    assert set(enum) == set(problems.PROBLEM_CODES)

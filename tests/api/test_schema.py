@@ -15,6 +15,8 @@ from django.core.management import call_command
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate as validate_spec
 
+from api.problems import PROBLEM_CODES
+
 PROBES = ("/healthz", "/readyz")
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "openapi" / "schema.yaml"
 
@@ -134,3 +136,27 @@ async def test_schema_swagger_ui_and_redoc_are_served_with_local_assets(api: Any
     asset = await api.get("/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
     asset.close()
     assert asset.status_code == 200
+
+
+def test_request_timeout_is_declared_as_the_range_the_service_takes() -> None:
+    for path, operations in committed()["paths"].items():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter["name"] == "Request-Timeout":
+                    assert parameter["schema"] == {"type": "number", "exclusiveMinimum": 0, "maximum": 3600}, path
+
+
+def test_every_response_declares_x_request_id_and_every_error_status_lists_its_codes() -> None:
+    for path, operations in committed()["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            assert "406" in responses, (method, path)  # any operation answers 406 to an Accept without JSON
+            for status, response in responses.items():
+                assert "X-Request-ID" in response.get("headers", {}), (method, path, status)
+                if path not in PROBES and status.startswith(("4", "5")):
+                    codes = {code for code, code_status in PROBLEM_CODES.items() if str(code_status) == status}
+                    assert codes, (method, path, status)
+                    for code in codes:
+                        assert f"`{code}`" in response["description"], (method, path, status, code)
+                if status == "503" and path not in PROBES:
+                    assert "Retry-After" in response["headers"], (method, path)

@@ -1,4 +1,5 @@
-"""Swagger UI at /api/docs/ works in a real browser, from local assets only, and can call the live API.
+"""Swagger UI (/api/docs/) and ReDoc (/api/redoc/) work in a real browser from the service alone; Swagger UI can call
+the live API.
 
 Headless Debian Chromium, driven by Playwright's sync API (a plain ``def`` test, so no event loop is running).
 """
@@ -102,4 +103,29 @@ def test_swagger_ui_lists_every_operation_and_tries_one_out_over_loopback_only(p
         url for url in requests if urlsplit(url).scheme not in LOCAL_SCHEMES and urlsplit(url).hostname != "127.0.0.1"
     ]
     assert off_host == [], f"requests left the loopback host (a CDN?): {off_host}"
+    assert failed == [], f"requests failed: {failed}"
+
+
+def test_redoc_renders_every_operation_from_the_service_alone(page: Page, live_service: str) -> None:
+    requests: list[str] = []
+    failed: list[str] = []
+    page.context.on("request", lambda request: requests.append(request.url))
+    page.context.on("requestfailed", lambda request: failed.append(f"{request.url}: {request.failure}"))
+
+    page.goto(f"{live_service}/api/redoc/")
+
+    # ReDoc renders a heading per operation (its anchor, then its summary) once it has loaded the schema.
+    for tag, operation_id, _method, _path in _operations():
+        heading = page.get_by_role("heading", name=f"tag/{tag}/operation/{operation_id} ")  # a substring
+        expect(heading).to_be_visible()
+    # The sidebar footer, whose logo ReDoc's bundle would fetch from Redocly's servers, has rendered too.
+    expect(page.get_by_text("API docs by Redocly")).to_be_visible()
+    page.wait_for_load_state("networkidle")
+
+    paths = {urlsplit(url).path for url in requests}
+    assert {"/api/redoc/", "/static/drf_spectacular_sidecar/redoc/bundles/redoc.standalone.js", "/api/schema/"} <= paths
+    off_host = [
+        url for url in requests if urlsplit(url).scheme not in LOCAL_SCHEMES and urlsplit(url).hostname != "127.0.0.1"
+    ]
+    assert off_host == [], f"requests left the loopback host (fonts, a CDN?): {off_host}"
     assert failed == [], f"requests failed: {failed}"
