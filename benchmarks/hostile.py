@@ -418,7 +418,7 @@ async def smuggled(args: argparse.Namespace) -> None:
         b'{"source":"slow_data","message":"SMUGGLED","latency_ms":0,"items":[{"id":666,"value":"x"}]}',
         headers=(b"Cache-Control: max-age=600",),
     )
-    script: list[RawFault] = [raw_twice(ok, second)]
+    script: list[RawFault] = [raw_twice(ok, second, gap=0.02)]  # idle in the pool when it arrives
     with RawUpstream(lambda: script.pop(0) if script else raw(ok)) as upstream, service(args, upstream) as svc:
         answers = []
         for n in range(3):

@@ -221,13 +221,15 @@ def raw_stall(data: bytes) -> RawFault:
     return fault
 
 
-def raw_twice(first: bytes, second: bytes) -> RawFault:
-    """Answer, then (once the client has had time to take the answer and pool the connection) answer again."""
+def raw_twice(first: bytes, second: bytes, *, gap: float = 0.0) -> RawFault:
+    """Answer, then answer again: at once (bytes left over after the response), or after `gap` seconds (bytes
+    arriving on a connection the client holds idle in its pool)."""
 
     async def fault(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         writer.write(first)
         await writer.drain()
-        await asyncio.sleep(0.02)
+        if gap:
+            await asyncio.sleep(gap)
         writer.write(second)
         await writer.drain()
         return True
@@ -274,6 +276,9 @@ def raw_faults(*, bomb_bytes: int) -> dict[str, RawFault]:
         "1000_headers": raw(http_response(ok, headers=tuple(b"X-Filler-%d: x" % i for i in range(1000)))),
         "200kb_header": raw(http_response(ok, headers=(b"X-Big: " + b"a" * 200_000,))),
         "short_content_length": raw(http_response(ok)[: -len(ok)] + ok + b' "and more body than declared"'),
+        # The second answer follows the first at once. Sent later, it can cross the client's next request on the
+        # wire, and then no HTTP/1.1 client can tell it from the answer to that request: tests of the idle case
+        # send requests one at a time (tests/upstreams, make bench-hostile).
         "answers_twice": raw_twice(http_response(ok), http_response(ok.replace(b'"ok"', b'"%s"' % SMUGGLED))),
         "gzip_gzip_bomb": raw(http_response(bomb, headers=(b"Content-Encoding: gzip, gzip",))),
         "unknown_coding": raw(http_response(ok, headers=(b"Content-Encoding: x-unheard-of",))),
