@@ -2,7 +2,8 @@
 
 `live_service` starts ``manage.py demo_upstreams`` and uvicorn as a deployment would run them (local settings,
 the in-process demo mount off, every upstream pointed at the demo process by ``UPSTREAM_<NAME>_URL``), waits
-until both answer, yields the service's base URL and always stops both. Their output goes to log files, whose
+until both answer, yields the service's base URL and always stops both; `running_service` does the same for one
+test, with other settings (production's). Their output goes to log files, whose
 tail is in the failure message when start-up goes wrong.
 """
 
@@ -12,7 +13,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,14 +110,17 @@ def _two_free_ports() -> tuple[int, int]:
     return first, second
 
 
-@pytest.fixture(scope="session")
-def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The service's base URL (``http://127.0.0.1:<port>``); its upstreams are the demo process."""
-    logs = tmp_path_factory.mktemp("live_service")
+@contextmanager
+def running_service(logs: Path, *, env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """The demo upstreams and the service under uvicorn, each on a free loopback port, until the block ends.
+
+    Local settings unless `env` says otherwise (e.g. production's settings module and required variables); yields
+    the service's base URL.
+    """
     demo_port, service_port = _two_free_ports()
     demo_url = f"http://127.0.0.1:{demo_port}"
     service_url = f"http://127.0.0.1:{service_port}"
-    env = _subprocess_env(demo_url=demo_url)
+    service_env = {**_subprocess_env(demo_url=demo_url), **(env or {})}
     demo_args = [sys.executable, "manage.py", "demo_upstreams"]
     demo_args += ["--host", "127.0.0.1", "--port", str(demo_port), "--latency-ms", "0"]
     service_args = [sys.executable, "-m", "uvicorn", "config.asgi:application"]
@@ -125,8 +129,9 @@ def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     service_args += ["--no-access-log"]
     with ExitStack() as stack:
         demo_log, service_log = logs / "demo.log", logs / "service.log"
-        demo = stack.enter_context(_running(demo_args, env=env, log=demo_log))
-        service = stack.enter_context(_running(service_args, env=env, log=service_log))
+        # The demo command runs under local settings whatever the service's are: it only serves the demo data.
+        demo = stack.enter_context(_running(demo_args, env=_subprocess_env(demo_url=demo_url), log=demo_log))
+        service = stack.enter_context(_running(service_args, env=service_env, log=service_log))
         _wait_until_ready(
             [
                 # Any demo endpoint will do: a 200 means the command took its options and the port is open.
@@ -135,3 +140,10 @@ def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             ]
         )
         yield service_url
+
+
+@pytest.fixture(scope="session")
+def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The service's base URL (``http://127.0.0.1:<port>``); its upstreams are the demo process."""
+    with running_service(tmp_path_factory.mktemp("live_service")) as url:
+        yield url
