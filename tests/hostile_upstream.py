@@ -210,6 +210,7 @@ class HostileUpstream:
     open_connections: int = 0
     port: int = 0
     modes: list[Mode] = field(default_factory=list)  # used first, one per request, before `mode`
+    _writers: set[asyncio.StreamWriter] = field(default_factory=set, repr=False)
 
     def reset(self, mode: Mode | None = None) -> None:
         self.mode = mode or ok()
@@ -227,6 +228,7 @@ class HostileUpstream:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         self.open_connections += 1
+        self._writers.add(writer)
         try:
             while True:
                 try:
@@ -246,6 +248,7 @@ class HostileUpstream:
                     return
         finally:
             self.open_connections -= 1
+            self._writers.discard(writer)
             writer.close()
             with suppress(ConnectionError):
                 await writer.wait_closed()
@@ -267,10 +270,14 @@ def hostile_upstream() -> Iterator[HostileUpstream]:
         started.set()
         async with server:
             await stop
-        handlers = asyncio.all_tasks() - {asyncio.current_task()}
-        for task in handlers:
-            task.cancel()
-        await asyncio.gather(*handlers, return_exceptions=True)
+            # Hang up on every client still connected, so each handler ends by itself (a cancelled handler task is
+            # logged as an error by asyncio's stream protocol), then stop whatever is left.
+            for writer in list(upstream._writers):
+                writer.transport.abort()
+            handlers = asyncio.all_tasks() - {asyncio.current_task()}
+            _, pending = await asyncio.wait(handlers, timeout=5) if handlers else (set(), set())
+            for task in pending:
+                task.cancel()
 
     thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
     thread.start()

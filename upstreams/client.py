@@ -384,7 +384,10 @@ class UpstreamClient:
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise UpstreamBodyTooLarge(self.name, limit)
-        decoder = decoder_for(headers.get("content-encoding"), self.name)  # stacked or unknown codings: refused
+        coding = headers.get("content-encoding")
+        if coding is not None:  # every Content-Encoding line (`headers` kept the last): two lines are two layers
+            coding = ",".join(response.headers.get_list("content-encoding"))
+        decoder = decoder_for(coding, self.name)  # stacked or unknown codings: refused
         if response.is_stream_consumed:
             # An in-memory response (httpx.MockTransport, respx) was read and decoded when it was built.
             return await read_body(_single(response.content), None, limit=limit, upstream=self.name)

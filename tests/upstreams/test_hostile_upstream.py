@@ -70,6 +70,19 @@ HOSTILE: dict[str, tuple[Any, str]] = {
     "gzip-gzip-gzip": (lambda: coded(zlib.compress(b"{}"), b"gzip,gzip,gzip"), BAD),
     "gzip-bomb": (lambda: coded(zeros_gzip(BOMB), b"gzip"), "upstream_body_too_large"),
     "deflate-bomb": (lambda: coded(deflate(bytes(64 << 20), raw=True), b"deflate"), "upstream_body_too_large"),
+    "gzip-on-two-header-lines": (
+        lambda: answer(response(gzip_of_gzip_bomb(BOMB), headers=[(b"Content-Encoding", b"gzip")] * 2)),
+        BAD,
+    ),
+    "transfer-encoding-gzip-chunked": (
+        lambda: answer(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+            + b"%x\r\n" % len(zeros_gzip(BOMB))
+            + zeros_gzip(BOMB)
+            + b"\r\n0\r\n\r\n"
+        ),
+        INVALID_JSON,  # aiohttp removes the chunking only; nothing decodes a transfer coding: the body stays gzip
+    ),
     "unknown-coding": (lambda: coded(OK_BODY, b"x-evil"), BAD),
     "brotli-not-asked-for": (lambda: coded(OK_BODY, b"br"), BAD),
     "corrupt-gzip": (lambda: coded(b"\x1f\x8b\x08\x00garbage" * 10, b"gzip"), BAD),
