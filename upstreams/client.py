@@ -149,7 +149,7 @@ def map_httpx_errors(upstream: str) -> Iterator[None]:
     """`translate_httpx_error` as a context manager: httpx's exceptions out, the upstream error tree in."""
     try:
         yield
-    except (httpx.HTTPError, OSError) as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
         raise translate_httpx_error(exc, upstream) from exc
 
 
@@ -336,8 +336,9 @@ class UpstreamClient:
         request_headers = {**self._headers, **headers}
         if (rid := context.request_id.get()) is not None:
             request_headers[context.REQUEST_ID_HEADER] = rid
-        request = httpx.Request("GET", _parsed(url), headers=request_headers, extensions={"timeout": self._timeouts})
         try:  # translating inline (not `with map_httpx_errors`): one context manager less per call
+            extensions = {"timeout": self._timeouts}
+            request = httpx.Request("GET", _parsed(url), headers=request_headers, extensions=extensions)
             response = await self._transport.handle_async_request(request)
             try:
                 # One pass over the raw headers into a plain dict: httpx's Headers scans and decodes per lookup.
@@ -352,7 +353,7 @@ class UpstreamClient:
                 await response.aclose()
         except UpstreamError:
             raise
-        except (httpx.HTTPError, OSError) as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
             raise translate_httpx_error(exc, self.name) from exc
         except Exception as exc:  # the transport's own exceptions, whatever they are
             # aiohttp raises more than httpx-aiohttp maps (ClientResponseError for a garbage status line, too many

@@ -16,6 +16,13 @@ test_hostile_upstream.py` pins it over raw sockets (both a second response in th
 
 Both override private aiohttp methods (`_release`, `_factory`, `data_received`, `set_response_params`): the pins
 above fail if an aiohttp upgrade changes them.
+
+`GuardedAiohttpTransport` replaces `AiohttpTransport.handle_async_request` (httpx-aiohttp 0.2.0) for one reason:
+it encoded the reason phrase after opening the aiohttp response, so a status line with a reason that is not UTF-8
+raised `UnicodeEncodeError` and leaked the response's connection (never pooled, never closed: a hostile upstream
+could drain the pool one call at a time). Ours passes no reason phrase on (nothing reads it) and releases the
+response if building the httpx one fails. It sends what the original sends (the pins are the hostile-upstream tests
+and tests/upstreams/test_client.py, which run every call through it).
 """
 
 from __future__ import annotations
@@ -28,11 +35,18 @@ import aiohttp
 import httpx
 from aiohttp.client_proto import ResponseHandler
 from httpx_aiohttp import AiohttpTransport
+from httpx_aiohttp.transport import AiohttpResponseStream, map_aiohttp_exceptions
 
 from .config import UpstreamConfig
 from .errors import UpstreamConnectError, UpstreamError, UpstreamProtocolError, UpstreamTimeout
 
-__all__ = ["GuardedConnector", "GuardedResponseHandler", "aiohttp_transport", "translate_aiohttp_cause"]
+__all__ = [
+    "GuardedAiohttpTransport",
+    "GuardedConnector",
+    "GuardedResponseHandler",
+    "aiohttp_transport",
+    "translate_aiohttp_cause",
+]
 
 
 class GuardedResponseHandler(ResponseHandler):
@@ -72,6 +86,40 @@ class GuardedConnector(aiohttp.TCPConnector):
         super()._release(key, protocol, should_close=should_close)
 
 
+class GuardedAiohttpTransport(AiohttpTransport):
+    """httpx-aiohttp's transport, without the reason phrase and without leaking a response it failed to wrap."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if not isinstance(self.client, aiohttp.ClientSession):
+            self.client = self.get_client()
+        timeout = request.extensions.get("timeout", {})
+        with map_aiohttp_exceptions():
+            response = await self.client.request(
+                method=request.method,
+                url=str(request.url),
+                headers=request.headers,
+                data=request.content or None,
+                allow_redirects=False,
+                auto_decompress=False,  # we decode, bounded (upstreams/decoding.py)
+                compress=False,
+                timeout=aiohttp.ClientTimeout(
+                    sock_connect=timeout.get("connect"), sock_read=timeout.get("read"), connect=timeout.get("pool")
+                ),
+                server_hostname=request.extensions.get("sni_hostname"),
+            ).__aenter__()
+        try:
+            return httpx.Response(
+                status_code=response.status,
+                headers=response.raw_headers,
+                stream=AiohttpResponseStream(response),
+                request=request,
+                extensions={"http_version": b"HTTP/1.1"},
+            )
+        except BaseException:
+            response.close()
+            raise
+
+
 def aiohttp_transport(config: UpstreamConfig) -> httpx.AsyncBaseTransport:
     """The production transport: aiohttp's connection pool (guarded, see above) behind httpx's API.
 
@@ -86,7 +134,7 @@ def aiohttp_transport(config: UpstreamConfig) -> httpx.AsyncBaseTransport:
         return aiohttp.ClientSession(connector=connector)
 
     # As AiohttpTransport would build it itself (its TLS context included), but with the guarded connector.
-    transport = AiohttpTransport(limits=limits, client=session)
+    transport = GuardedAiohttpTransport(limits=limits, client=session)
     return transport
 
 

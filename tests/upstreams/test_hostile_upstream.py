@@ -218,6 +218,19 @@ async def test_a_decoded_body_just_under_the_limit_is_accepted(hostile: HostileU
     await client.aclose()
 
 
+async def test_a_reason_phrase_that_is_not_utf8_neither_fails_the_call_nor_leaks_its_connection(
+    hostile: HostileUpstream,
+) -> None:
+    hostile.reset(answer(response(status=b"200 \xff\xfe\xc3")))
+    client = client_for(hostile, max_connections=2)
+
+    for _ in range(5):  # more calls than the pool has connections: a leaked one would make the third wait
+        assert await client.get_json("data") == orjson.loads(OK_BODY)
+    await client.aclose()
+
+    assert hostile.connections == 1
+
+
 async def test_upstream_text_never_reaches_the_error_detail(hostile: HostileUpstream) -> None:
     hostile.reset(answer(response(content_type=b"text/INJECTED<script>")))
     client = client_for(hostile)
