@@ -1,17 +1,18 @@
 """`make bench-hostile`: what a hostile upstream and hostile clients do to the service, measured from outside.
 
-The service runs under uvicorn (one process: the pid is the worker) from a checkout of your choice (`--tree`, default
-this one; e.g. `git worktree add /tmp/before 5ed58ec` to measure the code before issue 7), with every upstream pointed
-at a raw-socket upstream on 127.0.0.1 that can send any bytes (tests/upstream_double.py `RawUpstream`). For each of
-issue 7's findings where it applies it prints what happened:
+The service runs as production runs it (`python -m config.serve --workers 1`: uvicorn in one process, so the pid is
+the worker) from a checkout of your choice (`--tree`, default this one; e.g. `git worktree add /tmp/before 5ed58ec`
+to measure the code before issue 7), with every upstream pointed at a raw-socket upstream on 127.0.0.1 that can send
+any bytes (tests/hostile_upstream.py; the faults are tests/upstream_double.py's `hostile_faults`). For each of issue
+7's findings where it applies it prints what happened:
 
     1  gzip,gzip bomb (~1.8 KB decoding to 1 GiB): worker RSS before/peak, loop freeze (the longest /healthz answer
        of a concurrent poller), status and code
     2  protocol faults one by one (status and code, and what the next request on the pool got); then a load of
        `--connections` connections for `--load-seconds` with random upstream faults: count by status and code
     3  a second response on a kept-alive connection: does a later request get it, and is it cached
-    4  clients: a 300 MB request body (time to the answer, RSS), one 100 MB header (RSS, loop freeze), 200
-       connections sending a header a byte a second (how many still open after `--slow-seconds`)
+    4  clients: a 300 MB request body, declared only and sent (time to the answer, RSS), one 100 MB header (RSS, loop
+       freeze), 200 connections sending a header a byte a second (how many still open after `--slow-seconds`)
     5  OPTIONS /api/docs/ with DJANGO_DEBUG off and on
     7  an upstream's Content-Type: is any of it echoed in the response
 
@@ -28,7 +29,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -46,17 +46,10 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
+from tests import hostile_upstream as hostile  # noqa: E402
+from tests.hostile_upstream import HostileUpstream, hostile_upstream  # noqa: E402
 from tests.servers import free_port  # noqa: E402
-from tests.upstream_double import (  # noqa: E402
-    SMUGGLED,
-    RawFault,
-    RawUpstream,
-    gzip_bomb,
-    http_response,
-    raw,
-    raw_faults,
-    raw_twice,
-)
+from tests.upstream_double import SMUGGLED, drawing, hostile_faults  # noqa: E402
 
 UPSTREAM_NAMES = ("slow", "catalog", "inventory", "reviews", "fx")
 GIB = 1 << 30
@@ -129,8 +122,8 @@ class Service:
 
 
 @contextlib.contextmanager
-def service(args: argparse.Namespace, upstream: RawUpstream, **env: str) -> Iterator[Service]:
-    """uvicorn serving `args.tree`'s config.asgi (local settings, demo off), every upstream at `upstream`."""
+def service(args: argparse.Namespace, upstream: HostileUpstream, **env: str) -> Iterator[Service]:
+    """`python -m config.serve` from `args.tree` (local settings, demo off), every upstream at `upstream`."""
     port = free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("UPSTREAM_", "DEMO_", "DJANGO_"))}
     environment.update(
@@ -143,8 +136,9 @@ def service(args: argparse.Namespace, upstream: RawUpstream, **env: str) -> Iter
         **env,
     )
     log = Path(tempfile.mkstemp(prefix="hostile-service-", suffix=".log")[1])
-    command = [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--lifespan", "on", "--no-access-log"]
+    # The production entry point (README): one worker runs in this process, with whatever protocol the tree configures.
+    command = [sys.executable, "-m", "config.serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    command += ["--no-access-log", "--log-level", "warning"]
     with log.open("wb") as output:
         process = subprocess.Popen(command, cwd=args.tree, env=environment, stdout=output, stderr=subprocess.STDOUT)
     watchdog = Watchdog(process.pid, args.rss_limit_mb * MB)
@@ -240,9 +234,9 @@ def table(title: str, header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> N
 
 
 async def bomb(args: argparse.Namespace) -> None:
-    body = gzip_bomb(GIB)
-    fault = raw(http_response(body, headers=(b"Content-Encoding: gzip, gzip",)))
-    with RawUpstream(lambda: fault) as upstream, service(args, upstream) as svc:
+    body = hostile.gzip_of_gzip_bomb(GIB)
+    with hostile_upstream() as upstream, service(args, upstream) as svc:
+        upstream.reset(hostile.answer(hostile.response(body, headers=[(b"Content-Encoding", b"gzip, gzip")])))
         rows = []
         for n in (1, 2):
             before = svc.rss()
@@ -298,20 +292,19 @@ PROTOCOL_ONE_BY_ONE = (
 
 
 async def protocol_faults(args: argparse.Namespace) -> None:
-    faults = raw_faults(bomb_bytes=64 * MB)
-    script: list[RawFault] = []
+    faults = hostile_faults(bomb_bytes=64 * MB)
     # Breaker off and one attempt: each row is one fault, not the previous rows' circuit or a retry's luck.
     with (
-        RawUpstream(lambda: script.pop(0) if script else faults["ok"]) as upstream,
+        hostile_upstream() as upstream,
         service(args, upstream, **_each("BREAKER_FAILURES", "0"), **_each("TIMEOUT", "1")) as svc,
     ):
         rows = []
         for name in PROTOCOL_ONE_BY_ONE:
-            script[:] = [faults[name]] * 3  # the first attempt and up to two retries
+            upstream.then(*[faults[name]] * 3)  # the first attempt and up to two retries
             requests = upstream.requests
             first = await _safe_get(f"{svc.url}/api/external-data/")
             used = upstream.requests - requests
-            script.clear()
+            upstream.modes.clear()
             after = await _safe_get(f"{svc.url}/api/external-data/")  # the pooled connection, after the fault
             rows.append((name, describe(first), used, describe(after)))
         table(
@@ -321,8 +314,8 @@ async def protocol_faults(args: argparse.Namespace) -> None:
         )
 
     # The breaker opens on protocol faults (default BREAKER_FAILURES=5)?
-    garbage = faults["garbage_status_line"]
-    with RawUpstream(lambda: garbage) as upstream, service(args, upstream) as svc:
+    with hostile_upstream() as upstream, service(args, upstream) as svc:
+        upstream.reset(faults["garbage_status_line"])
         answers = [describe(await _safe_get(f"{svc.url}/api/external-data/")) for _ in range(8)]
         table(
             "2b. eight requests in a row, every upstream answer a garbage status line (default breaker: 5 faults)",
@@ -363,13 +356,13 @@ LOAD_MIX = {
 }
 
 
-async def load(args: argparse.Namespace, faults: dict[str, RawFault]) -> None:
-    rng = random.Random(7)
-    names, weights = list(LOAD_MIX), list(LOAD_MIX.values())
+async def load(args: argparse.Namespace, faults: dict[str, hostile.Mode]) -> None:
     with (
-        RawUpstream(lambda: faults[rng.choices(names, weights)[0]]) as upstream,
+        hostile_upstream() as upstream,
         service(args, upstream, **_each("BREAKER_COOLDOWN", "1")) as svc,
     ):
+        drawn: Counter[str] = Counter()
+        upstream.reset(drawing(faults, LOAD_MIX, seed=7, drawn=drawn))
         statuses: Counter[str] = Counter()
         smuggled = 0
         stop = time.monotonic() + args.load_seconds
@@ -413,13 +406,12 @@ async def load(args: argparse.Namespace, faults: dict[str, RawFault]) -> None:
 
 
 async def smuggled(args: argparse.Namespace) -> None:
-    ok = http_response(b'{"source":"slow_data","message":"ok","latency_ms":0,"items":[{"id":1,"value":"v"}]}')
-    second = http_response(
+    second = hostile.response(
         b'{"source":"slow_data","message":"SMUGGLED","latency_ms":0,"items":[{"id":666,"value":"x"}]}',
-        headers=(b"Cache-Control: max-age=600",),
+        headers=[(b"Cache-Control", b"max-age=600")],
     )
-    script: list[RawFault] = [raw_twice(ok, second, gap=0.02)]  # idle in the pool when it arrives
-    with RawUpstream(lambda: script.pop(0) if script else raw(ok)) as upstream, service(args, upstream) as svc:
+    with hostile_upstream() as upstream, service(args, upstream) as svc:
+        upstream.then(hostile.answer_twice(hostile.response(), second, gap=0.02))  # idle in the pool when it arrives
         answers = []
         for n in range(3):
             response = await _safe_get(f"{svc.url}/api/external-data/")
@@ -437,9 +429,10 @@ async def smuggled(args: argparse.Namespace) -> None:
 
 
 async def clients(args: argparse.Namespace) -> None:
-    ok = raw_faults(bomb_bytes=MB)["ok"]
-    with RawUpstream(lambda: ok) as upstream:
+    with hostile_upstream() as upstream:
         rows = []
+        with service(args, upstream) as svc:
+            rows.append(await big_body(svc, 300 * MB, send=False))
         with service(args, upstream) as svc:
             rows.append(await big_body(svc, 300 * MB))
         with service(args, upstream) as svc:
@@ -459,12 +452,15 @@ async def _status_line(reader: asyncio.StreamReader, timeout: float) -> str:
             line = await reader.readline()
     except TimeoutError:
         return "no answer"
-    except ConnectionError as exc:
-        return type(exc).__name__
-    return line.decode("latin-1").strip() or "connection closed"
+    except ConnectionResetError:
+        return "reset by the server"  # an answer sent just before the reset is lost with it (no lingering close)
+    except ConnectionError:
+        return "closed by the server"
+    return line.decode("latin-1").strip() or "closed by the server"
 
 
-async def big_body(svc: Service, size: int) -> tuple[Any, ...]:
+async def big_body(svc: Service, size: int, *, send: bool = True) -> tuple[Any, ...]:
+    """POST a `size` body (or only declare it, with `send=False`) and wait for the answer."""
     before = svc.watchdog.reset_peak()
     reader, writer = await _open(svc)
     head = f"POST /api/external-data/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {size}\r\n"
@@ -473,17 +469,17 @@ async def big_body(svc: Service, size: int) -> tuple[Any, ...]:
     chunk = b"\0" * MB
     started = time.perf_counter()
 
-    async def send() -> None:
+    async def pump() -> None:
         nonlocal sent
         with contextlib.suppress(ConnectionError):
-            while sent < size:
+            while send and sent < size:
                 writer.write(chunk)
                 await writer.drain()
                 sent += len(chunk)
 
-    sender = asyncio.create_task(send())
+    sender = asyncio.create_task(pump())
     async with Poller(svc.url) as poller:
-        status = await _status_line(reader, 120)
+        status = await _status_line(reader, 120 if send else 10)
         took = time.perf_counter() - started
         at = sent
     sender.cancel()
@@ -491,7 +487,7 @@ async def big_body(svc: Service, size: int) -> tuple[Any, ...]:
         await sender
     writer.close()
     return (
-        f"{size // MB} MB request body",
+        f"{size // MB} MB request body" + ("" if send else " declared, none sent"),
         f"{status} (after {at // MB} MB sent)",
         f"{took:.2f} s",
         f"{mb(before)} -> {mb(svc.watchdog.peak)}",
@@ -503,12 +499,14 @@ async def big_header(svc: Service, size: int) -> tuple[Any, ...]:
     before = svc.watchdog.reset_peak()
     reader, writer = await _open(svc)
     started = time.perf_counter()
+    sent = 0
     async with Poller(svc.url) as poller:
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ")
         with contextlib.suppress(ConnectionError):
             for _ in range(size // MB):
                 writer.write(b"a" * MB)
                 await writer.drain()
+                sent += MB
             writer.write(b"\r\n\r\n")
             await writer.drain()
         status = await _status_line(reader, 60)
@@ -517,7 +515,7 @@ async def big_header(svc: Service, size: int) -> tuple[Any, ...]:
     writer.close()
     return (
         f"one {size // MB} MB header",
-        status,
+        f"{status} (after {sent // MB} MB sent)",
         f"{took:.2f} s",
         f"{mb(before)} -> {mb(svc.watchdog.peak)}",
         f"{poller.longest * 1000:,.0f} ms",
@@ -568,9 +566,8 @@ async def slow_headers(svc: Service, count: int, seconds: float) -> tuple[Any, .
 
 
 async def docs_options(args: argparse.Namespace) -> None:
-    ok = raw_faults(bomb_bytes=MB)["ok"]
     rows = []
-    with RawUpstream(lambda: ok) as upstream:
+    with hostile_upstream() as upstream:
         for debug in ("false", "true"):
             with service(args, upstream, DJANGO_DEBUG=debug) as svc:
                 response = await _safe_get(f"{svc.url}/api/docs/", method="OPTIONS")
@@ -589,8 +586,8 @@ async def docs_options(args: argparse.Namespace) -> None:
 async def content_type_echo(args: argparse.Namespace) -> None:
     ok = b'{"source":"slow_data","message":"ok","latency_ms":0,"items":[]}'
     evil = b"text/x-evil-" + SCRIPT * 300  # ~8 KB of the upstream's choosing
-    fault = raw(http_response(ok, content_type=evil))
-    with RawUpstream(lambda: fault) as upstream, service(args, upstream, **_each("RETRIES", "0")) as svc:
+    with hostile_upstream() as upstream, service(args, upstream, **_each("RETRIES", "0")) as svc:
+        upstream.reset(hostile.answer(hostile.response(ok, content_type=evil)))
         response = await _safe_get(f"{svc.url}/api/external-data/")
         body = b"" if isinstance(response, BaseException) else response.content
         table(
@@ -615,7 +612,7 @@ def main() -> int:
     parser.add_argument("--tree", type=Path, default=ROOT, help="checkout whose service to run (default: this one)")
     parser.add_argument("--load-seconds", type=float, default=20, help="length of the random-fault load (2c)")
     parser.add_argument("--connections", type=int, default=50, help="connections of the random-fault load (2c)")
-    parser.add_argument("--slow-seconds", type=float, default=10, help="how long the slow-header clients trickle")
+    parser.add_argument("--slow-seconds", type=float, default=15, help="how long the slow-header clients trickle")
     parser.add_argument("--rss-limit-mb", type=int, default=6144, help="the watchdog kills the worker past this")
     parser.add_argument("--only", default=",".join(SECTIONS), help="findings to measure, e.g. 1,3")
     args = parser.parse_args()

@@ -4,16 +4,16 @@ behaviour (slow headers, a trickling body, a reset mid-body, a hang, ...), serve
 from __future__ import annotations
 
 import asyncio
-import gzip
+import random
 import socket
 import struct
-import threading
-import zlib
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
+
+from tests import hostile_upstream as hostile
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -166,8 +166,6 @@ class ScriptedUpstream:
 
 def random_mix(seed: int, weighted: list[tuple[Behaviour, int]]) -> Behaviour:
     """Each request draws its behaviour at random (seeded: the same run every time)."""
-    import random
-
     rng = random.Random(seed)
     behaviours = [b for b, _ in weighted]
     weights = [w for _, w in weighted]
@@ -178,175 +176,73 @@ def random_mix(seed: int, weighted: list[tuple[Behaviour, int]]) -> Behaviour:
     return behave
 
 
-# --- Raw bytes: faults an ASGI server cannot send -------------------------------------------------------------------
-# `RawUpstream` answers on a bare socket, so a fault can be any bytes: a garbage status line, 1,000 headers, a body
-# longer than its Content-Length, a second response nobody asked for, stacked content codings. A `RawFault` writes
-# one answer to one request and says whether the connection may serve another (False: the server closes it).
+# --- Raw bytes: faults an ASGI server cannot send --------------------------------------------------------------------
+# Served by tests/hostile_upstream.py's raw-socket server: a fault is one of its modes (one answer to one request).
+# The soaks (tests/api/test_soak.py, tests/e2e/test_soak_uvicorn.py) and `make bench-hostile` draw from this table.
 
-RawFault = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[bool]]
 SMUGGLED = b"SMUGGLED"  # in the body of responses nobody asked for: must never reach a client
 
 
-def http_response(
-    body: bytes,
-    *,
-    status: bytes = b"200 OK",
-    content_type: bytes = b"application/json",
-    headers: tuple[bytes, ...] = (),
-) -> bytes:
-    head = [b"HTTP/1.1 " + status, b"Content-Type: " + content_type, b"Content-Length: %d" % len(body), *headers]
-    return b"\r\n".join(head) + b"\r\n\r\n" + body
-
-
-def raw(data: bytes, *, keep_alive: bool = True) -> RawFault:
-    """Write `data` as is (whatever it is), then keep serving the connection or close it."""
-
-    async def fault(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        writer.write(data)
-        await writer.drain()
-        return keep_alive
-
-    return fault
-
-
-def raw_stall(data: bytes) -> RawFault:
-    """Write `data` (a partial response), then send nothing more until the client gives up and closes."""
-
-    async def fault(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        writer.write(data)
-        await writer.drain()
-        await reader.read()  # EOF: the client closed the connection
-        return False
-
-    return fault
-
-
-def raw_twice(first: bytes, second: bytes, *, gap: float = 0.0) -> RawFault:
-    """Answer, then answer again: at once (bytes left over after the response), or after `gap` seconds (bytes
-    arriving on a connection the client holds idle in its pool)."""
-
-    async def fault(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        writer.write(first)
-        await writer.drain()
-        if gap:
-            await asyncio.sleep(gap)
-        writer.write(second)
-        await writer.drain()
-        return True
-
-    return fault
-
-
-def raw_reset(data: bytes = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{") -> RawFault:
+def reset_after(data: bytes) -> hostile.Mode:
     """Write `data`, then reset the connection (RST, not FIN: SO_LINGER 0)."""
 
-    async def fault(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        writer.write(data)
-        await writer.drain()
-        sock = writer.get_extra_info("socket")
+    async def mode(exchange: hostile.Exchange) -> bool:
+        await exchange.send(data)
+        sock = exchange.writer.get_extra_info("socket")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        writer.transport.abort()
+        exchange.writer.transport.abort()
         return False
 
-    return fault
+    return mode
 
 
-def gzip_bomb(decoded_bytes: int, *, layers: int = 2) -> bytes:
-    """`decoded_bytes` zeros, gzipped `layers` times (1 GiB in two layers is about 1.8 KB), built in bounded memory."""
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
-    step = b"\0" * (1 << 20)
-    parts = [
-        compressor.compress(step[: min(len(step), decoded_bytes - done)]) for done in range(0, decoded_bytes, len(step))
-    ]
-    data = b"".join(parts) + compressor.flush()
-    for _ in range(layers - 1):
-        data = gzip.compress(data, 9)
-    return data
-
-
-def raw_faults(*, bomb_bytes: int) -> dict[str, RawFault]:
-    """Every protocol-level fault by name; the gzip bomb decodes to `bomb_bytes`."""
-    ok = orjson.dumps(OK_BODY)
-    bomb = gzip_bomb(bomb_bytes)
+def hostile_faults(*, bomb_bytes: int) -> dict[str, hostile.Mode]:
+    """Every protocol-level fault by name; the gzip,gzip bomb decodes to `bomb_bytes`."""
+    ok = hostile.OK_BODY
+    response = hostile.response
     deep = 100_000
     return {
-        "ok": raw(http_response(ok)),
-        "garbage_status_line": raw(b"HTTP/1.1 2OO OKAY\r\nContent-Length: 2\r\n\r\n{}", keep_alive=False),
-        "not_http": raw(b"\x00\xffhello, this is not HTTP\r\n\r\n", keep_alive=False),
-        "1000_headers": raw(http_response(ok, headers=tuple(b"X-Filler-%d: x" % i for i in range(1000)))),
-        "200kb_header": raw(http_response(ok, headers=(b"X-Big: " + b"a" * 200_000,))),
-        "short_content_length": raw(http_response(ok)[: -len(ok)] + ok + b' "and more body than declared"'),
+        "ok": hostile.ok(),
+        "garbage_status_line": hostile.close_after(b"HTTP/1.1 2OO OKAY\r\nContent-Length: 2\r\n\r\n{}"),
+        "not_http": hostile.close_after(b"\x00\xffhello, this is not HTTP\r\n\r\n"),
+        "1000_headers": hostile.answer(response(headers=[(b"X-Filler-%d" % i, b"x") for i in range(1000)])),
+        "200kb_header": hostile.answer(response(headers=[(b"X-Big", b"a" * 200_000)])),
+        "short_content_length": hostile.answer(response(length=len(ok)) + b' "and more body than declared"'),
         # The second answer follows the first at once. Sent later, it can cross the client's next request on the
         # wire, and then no HTTP/1.1 client can tell it from the answer to that request: tests of the idle case
         # send requests one at a time (tests/upstreams, make bench-hostile).
-        "answers_twice": raw_twice(http_response(ok), http_response(ok.replace(b'"ok"', b'"%s"' % SMUGGLED))),
-        "gzip_gzip_bomb": raw(http_response(bomb, headers=(b"Content-Encoding: gzip, gzip",))),
-        "unknown_coding": raw(http_response(ok, headers=(b"Content-Encoding: x-unheard-of",))),
-        "invalid_utf8": raw(http_response(ok.replace(b'"ok"', b'"\xff\xfe\xc3("'))),
-        "deep_nesting": raw(http_response(b'{"items": ' + b"[" * deep + b"]" * deep + b"}")),
-        "nesting_1000": raw(
-            http_response(ok.replace(b'"items":', b'"items":' + b"[" * 1000).replace(b"]}", b"]" * 1001 + b"}"))
+        "answers_twice": hostile.answer_twice(response(), response(ok.replace(b'"ok"', b'"%s"' % SMUGGLED)), gap=0),
+        "gzip_gzip_bomb": hostile.answer(
+            response(hostile.gzip_of_gzip_bomb(bomb_bytes), headers=[(b"Content-Encoding", b"gzip, gzip")])
         ),
-        "huge_number": raw(http_response(ok.replace(b'"latency_ms":0', b'"latency_ms":1' + b"0" * 400))),
-        "bad_content_type": raw(http_response(ok, content_type=b"text/x-" + b"<script>" * 100)),
-        "redirect": raw(http_response(b"{}", status=b"302 Found", headers=(b"Location: http://127.0.0.1:9/",))),
-        "status_500": raw(http_response(b"{}", status=b"500 Internal Server Error")),
-        "stall_mid_headers": raw_stall(b"HTTP/1.1 200 OK\r\nContent-Type: appli"),
-        "stall_mid_body": raw_stall(http_response(ok)[:-10]),
-        "reset_mid_body": raw_reset(),
+        "unknown_coding": hostile.answer(response(headers=[(b"Content-Encoding", b"x-unheard-of")])),
+        "invalid_utf8": hostile.answer(response(ok.replace(b'"ok"', b'"\xff\xfe\xc3("'))),
+        "deep_nesting": hostile.answer(response(b'{"items": ' + hostile.deep_nesting(deep) + b"}")),
+        "nesting_1000": hostile.answer(
+            response(ok.replace(b'"items":', b'"items":' + b"[" * 1000).replace(b"]}", b"]" * 1001 + b"}"))
+        ),
+        "huge_number": hostile.answer(response(ok.replace(b'"latency_ms":0', b'"latency_ms":1' + b"0" * 400))),
+        "bad_content_type": hostile.answer(response(content_type=b"text/x-" + b"<script>" * 100)),
+        "redirect": hostile.answer(
+            response(b"{}", status=b"302 Found", headers=[(b"Location", b"http://127.0.0.1:9/")])
+        ),
+        "status_500": hostile.answer(response(b"{}", status=b"500 Internal Server Error")),
+        "stall_mid_headers": hostile.stall_after(b"HTTP/1.1 200 OK\r\nContent-Type: appli"),
+        "stall_mid_body": hostile.stall_after(response()[:-10]),
+        "reset_mid_body": reset_after(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{"),
     }
 
 
-class RawUpstream:
-    """An HTTP/1.1 upstream on a bare asyncio socket, in a thread of its own (its own event loop, so a test that
-    blocks its loop does not stall the upstream too). Each request gets `choose()`'s fault; `requests` counts them."""
+def drawing(
+    faults: dict[str, hostile.Mode], weights: dict[str, int], *, seed: int, drawn: Counter[str]
+) -> hostile.Mode:
+    """A mode that answers each request with a fault drawn at random (seeded), counting the draws in `drawn`."""
+    rng = random.Random(seed)
+    names, chances = list(weights), list(weights.values())
 
-    def __init__(self, choose: Callable[[], RawFault]) -> None:
-        self.choose = choose
-        self.requests = 0
-        self.url = ""
-        self._loop = asyncio.new_event_loop()
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._handlers: set[asyncio.Task[None]] = set()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+    async def mode(exchange: hostile.Exchange) -> bool:
+        name = rng.choices(names, chances)[0]
+        drawn[name] += 1
+        return await faults[name](exchange)
 
-    def __enter__(self) -> RawUpstream:
-        self._thread.start()
-        self._server = asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
-        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
-
-    async def _start(self) -> asyncio.Server:
-        return await asyncio.start_server(self._serve, "127.0.0.1", 0, limit=1 << 16)
-
-    async def _stop(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for writer in self._writers:
-            writer.transport.abort()  # each handler then sees its connection lost and returns
-        if self._handlers:
-            await asyncio.wait(self._handlers, timeout=5)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        handler = asyncio.current_task()
-        assert handler is not None
-        self._handlers.add(handler)
-        self._writers.add(writer)
-        try:
-            while await reader.readuntil(b"\r\n\r\n"):  # our client's requests are GETs: no body
-                self.requests += 1
-                if not await self.choose()(reader, writer):
-                    break
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-            pass  # the client closed the connection, which it may do at any time
-        finally:
-            writer.close()
-            self._writers.discard(writer)
-            self._handlers.discard(handler)
+    return mode

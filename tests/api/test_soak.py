@@ -67,7 +67,7 @@ async def test_random_upstream_failures_under_load(api: Any, scripted: Any, sett
     assert upstream.in_flight == 0
 
 
-# --- Protocol-level faults: bytes an ASGI upstream cannot send (tests/upstream_double.py's RawUpstream) ------------
+# --- Protocol-level faults: bytes an ASGI upstream cannot send (tests/hostile_upstream.py serves them) -------------
 
 PROTOCOL_REQUESTS = 400
 PROTOCOL_CONCURRENCY = 50
@@ -111,22 +111,13 @@ async def test_protocol_level_upstream_faults_under_load_never_answer_500(api: A
     response on a kept-alive connection, a gzip,gzip bomb, unknown codings, invalid UTF-8, deep nesting, stalls and
     resets, at random under 50 concurrent requests: every answer is a documented status and code (no 500), no
     response carries the unsolicited second response, no request hangs, and no bomb is ever decoded whole."""
-    import random
-
     from tests.conftest import install_registry
-    from tests.upstream_double import SMUGGLED, RawUpstream, raw_faults
-    from upstreams import aiohttp_transport
+    from tests.hostile_upstream import hostile_upstream
+    from tests.upstream_double import SMUGGLED, drawing, hostile_faults
+    from upstreams import aiohttp_transport, close_registry
 
-    faults = raw_faults(bomb_bytes=BOMB_BYTES)
-    rng = random.Random(11)
-    names, weights = list(PROTOCOL_MIX), list(PROTOCOL_MIX.values())
     drawn: Counter[str] = Counter()
-
-    def choose() -> Any:
-        name = rng.choices(names, weights)[0]
-        drawn[name] += 1
-        return faults[name]
-
+    mode = drawing(hostile_faults(bomb_bytes=BOMB_BYTES), PROTOCOL_MIX, seed=11, drawn=drawn)
     statuses: Counter[int] = Counter()
     codes: Counter[str] = Counter()
     smuggled = 0
@@ -143,7 +134,8 @@ async def test_protocol_level_upstream_faults_under_load_never_answer_500(api: A
                 assert response.headers["Content-Type"] == "application/problem+json"
                 codes[f"{response.status_code} {response.json()['code']}"] += 1
 
-    with RawUpstream(choose) as upstream:
+    with hostile_upstream() as upstream:
+        upstream.reset(mode)
         settings.UPSTREAMS = {
             name: {"URL": f"{upstream.url}/{name}", "TIMEOUT": "0.5", "CONNECT_TIMEOUT": "0.2", "RETRIES": "1"}
             | {"BREAKER_FAILURES": "8", "BREAKER_COOLDOWN": "0.2", "MAX_BODY_BYTES": str(1 << 20)}
@@ -159,6 +151,7 @@ async def test_protocol_level_upstream_faults_under_load_never_answer_500(api: A
             peak = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
+        await close_registry()  # our side closes its connections first: the upstream has nothing left to cut
 
     report = f"statuses {dict(statuses)}, codes {dict(codes)}, faults drawn {dict(drawn)}"
     assert sum(statuses.values()) == PROTOCOL_REQUESTS

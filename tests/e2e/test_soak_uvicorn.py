@@ -1,5 +1,5 @@
-"""Soak, from outside: the real service under uvicorn, its upstreams a raw-socket upstream on 127.0.0.1 that answers
-each request with a random protocol-level fault, and 50 concurrent client connections.
+"""Soak, from outside: the real service under uvicorn, its upstreams a raw-socket upstream on 127.0.0.1
+(tests/hostile_upstream.py) answering each request with a random protocol-level fault, and 50 client connections.
 
 What the in-process soak (tests/api/test_soak.py) cannot see: the service's own process (its memory, from /proc; its
 log, where a 500 leaves its traceback) and real HTTP on both sides. Bounded in count (REQUESTS) and in time (a
@@ -9,22 +9,21 @@ request that takes longer than REQUEST_LIMIT is a hang and fails the test); loop
 from __future__ import annotations
 
 import asyncio
-import random
 import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.api.test_soak import documented_codes
 from tests.e2e.conftest import UPSTREAM_NAMES, _Probe, _running, _subprocess_env, _wait_until_ready
+from tests.hostile_upstream import HostileUpstream, hostile_upstream
 from tests.servers import free_port
-from tests.upstream_double import SMUGGLED, RawUpstream, raw_faults
+from tests.upstream_double import SMUGGLED, drawing, hostile_faults
 
 pytestmark = pytest.mark.e2e
 
@@ -60,7 +59,7 @@ class Soaked:
     url: str
     pid: int
     log: Path
-    upstream: RawUpstream
+    upstream: HostileUpstream
     drawn: Counter[str]
 
     def memory(self) -> dict[str, int]:
@@ -76,18 +75,10 @@ class Soaked:
 @pytest.fixture
 def soaked(tmp_path: Path) -> Iterator[Soaked]:
     """uvicorn serving the service, every upstream the raw-socket upstream drawing a fault per request (seeded)."""
-    faults = raw_faults(bomb_bytes=BOMB_BYTES)
-    rng = random.Random(5)
-    names, weights = list(MIX), list(MIX.values())
     drawn: Counter[str] = Counter()
-
-    def choose() -> Any:
-        name = rng.choices(names, weights)[0]
-        drawn[name] += 1
-        return faults[name]
-
     with ExitStack() as stack:
-        upstream = stack.enter_context(RawUpstream(choose))
+        upstream = stack.enter_context(hostile_upstream())
+        upstream.reset(drawing(hostile_faults(bomb_bytes=BOMB_BYTES), MIX, seed=5, drawn=drawn))
         env = _subprocess_env(demo_url=upstream.url)
         for name in UPSTREAM_NAMES:
             prefix = f"UPSTREAM_{name.upper()}_"
