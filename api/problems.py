@@ -36,6 +36,7 @@ from upstreams import (
 __all__ = [
     "API_PROBLEMS",
     "PROBLEM_CODES",
+    "PROBLEM_CODE_CHOICES",
     "PROBLEM_CONTENT_TYPE",
     "ProblemResponseMiddleware",
     "error_code",
@@ -107,6 +108,8 @@ def _problem_codes() -> dict[str, int]:
 
 
 PROBLEM_CODES: dict[str, int] = _problem_codes()
+# `Problem.code`'s choices, labelled with their status; published as the `ProblemCode` enum (ENUM_NAME_OVERRIDES).
+PROBLEM_CODE_CHOICES: list[tuple[str, str]] = [(code, f"HTTP {status}") for code, status in PROBLEM_CODES.items()]
 
 
 def problem_response(

@@ -13,7 +13,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
-from .problems import PROBLEM_CODES
+from .problems import PROBLEM_CODE_CHOICES
 
 CURRENCY = r"^[A-Z]{3}$"
 
@@ -265,7 +265,7 @@ class Problem(serializers.Serializer):
     status = serializers.IntegerField(help_text="The HTTP status code.")
     detail = serializers.CharField(help_text="Explanation of this occurrence; never contains internal details.")
     code = serializers.ChoiceField(
-        choices=[(code, f"HTTP {status}") for code, status in PROBLEM_CODES.items()],
+        choices=PROBLEM_CODE_CHOICES,
         help_text="Machine-readable error code (the README's error table says when each is used).",
     )
     request_id = serializers.CharField(allow_null=True, help_text="The request's X-Request-ID, for support.")

@@ -114,7 +114,7 @@ def test_unknown_product_parses_into_generated_problem(generated: GeneratedPacka
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.parsed
     assert isinstance(problem, models.Problem)
-    assert problem.code == "not_found"
+    assert problem.code is models.ProblemCode.NOT_FOUND  # the published codes are an enum clients can switch on
     assert problem.status == 404
     assert problem.type_ == "urn:tributary:problem:not_found"
     assert problem.request_id == response.headers["x-request-id"]
