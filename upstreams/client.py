@@ -125,8 +125,13 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
 
 def httpx_transport(config: UpstreamConfig) -> httpx.AsyncBaseTransport:
-    """httpx's own transport (httpcore): slower under load, but what respx patches by default."""
-    limits = httpx.Limits(max_connections=config.max_connections, max_keepalive_connections=config.max_connections)
+    """httpx's own transport (httpcore): slower under load, but what respx patches by default.
+
+    Without keep-alive: httpcore (1.0) pools a connection whose parser still holds bytes received after the
+    response (a second response in the same read), and parses them as the next request's response. Only
+    `aiohttp_transport` guards its pool against that (see `transport.py`).
+    """
+    limits = httpx.Limits(max_connections=config.max_connections, max_keepalive_connections=0)
     return httpx.AsyncHTTPTransport(limits=limits)
 
 

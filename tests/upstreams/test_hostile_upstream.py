@@ -38,7 +38,7 @@ from tests.hostile_upstream import (
     watch,
     zeros_gzip,
 )
-from upstreams import UpstreamClient, UpstreamConfig, UpstreamError, aiohttp_transport
+from upstreams import UpstreamClient, UpstreamConfig, UpstreamError, aiohttp_transport, httpx_transport
 from upstreams.breaker import BreakerState
 from upstreams.transport import GuardedConnector, GuardedResponseHandler
 
@@ -300,6 +300,21 @@ async def test_a_response_meant_for_nobody_is_never_served_to_the_next_request(
     assert (third.payload["message"], third.cache) == ("ok", "miss")  # nothing smuggled was cached either
     assert hostile.connections == 2  # the tainted connection was closed, never reused
     await assert_clean(client, hostile)
+
+
+@pytest.mark.parametrize("gap", [0, 0.05])
+async def test_the_httpx_transport_never_serves_a_response_meant_for_nobody_either(
+    hostile: HostileUpstream, gap: float
+) -> None:
+    """httpcore would parse bytes left after a response as the next one's: that transport keeps no connection."""
+    hostile.then(answer_twice(response(FIRST), response(SMUGGLED, headers=CACHEABLE), gap=gap))
+    config = UpstreamConfig(name="hostile", base_url=hostile.url, timeout=TIMEOUT, max_body_bytes=LIMIT)
+    client = UpstreamClient(config, transport=httpx_transport(config))
+
+    assert (await client.get_json("first"))["message"] == "first"
+    await asyncio.sleep(0.2)
+    assert (await client.get_json("second"))["message"] == "ok"
+    await client.aclose()
 
 
 def split_body_then_smuggle() -> Mode:
