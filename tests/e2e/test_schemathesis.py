@@ -5,13 +5,13 @@ parameter's boundaries and of what violates them, random fuzzing, and stateful s
 links) and runs all its checks on every response: no 5xx, every status and content type and header documented,
 every body valid against its schema, schema-valid requests accepted and schema-violating ones rejected, undeclared
 methods answered 405 with `Allow`, and more. The seed and the number of examples are fixed, so a run is repeatable
-and bounded (about 10 s per settings module on 2 cores).
+and bounded (about 10 s per run on 2 cores).
 
-The service runs under uvicorn with the demo upstreams (tests/e2e/conftest.py), once with local settings and once
-with production settings behind a TLS proxy, as deployed (the required variables set, `X-Forwarded-Proto: https`
-on every request, as the proxy would send it). The one documented behaviour a check cannot know is excluded
-precisely, in tests/e2e/schemathesis_hooks.py: a 504 `deadline_exceeded` for a request whose own tiny
-`Request-Timeout` (valid: any number above 0) had passed.
+The service runs under uvicorn with the demo upstreams (tests/e2e/conftest.py): with local settings, the same with
+`DJANGO_DEBUG=true`, and with production settings behind a TLS proxy, as deployed (the required variables set,
+`X-Forwarded-Proto: https` on every request, as the proxy would send it). The one documented behaviour a check
+cannot know is excluded precisely, in tests/e2e/schemathesis_hooks.py: a 504 `deadline_exceeded` for a request
+whose own tiny `Request-Timeout` (valid: any number above 0) had passed.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
 SETTINGS: dict[str, tuple[dict[str, str], list[str]]] = {
     # name: (the service's environment, extra schemathesis arguments)
     "local": ({}, []),
+    # DEBUG changes no response: Django's debug pages never reach a client (api.problems.ProblemResponseMiddleware).
+    "local-debug": ({"DJANGO_DEBUG": "true"}, []),
     "production": (
         {
             "DJANGO_SETTINGS_MODULE": "config.settings.production",
