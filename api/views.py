@@ -54,7 +54,9 @@ class AnswersOptions:
     """
 
     def options(self, request: Any, *args: Any, **kwargs: Any) -> Any:  # Any: the stubs say DRF's returns a Response
-        return HttpResponse(status=204)
+        response = HttpResponse(status=204)
+        del response["Content-Type"]  # there is no content to have a type
+        return response
 
 
 class TributaryViewSet(AnswersOptions, OnLoopAPIView, ViewSet):

@@ -139,6 +139,7 @@ async def test_every_method_on_every_path_is_documented_or_a_problem(
         # Answered by the resource itself: no body, the methods it takes.
         assert response.status_code == 204, response.content[:300]
         assert response.content == b""
+        assert "Content-Type" not in response.headers
         assert response.headers["Allow"] == "GET, HEAD, OPTIONS"
     else:
         assert_problem(response, 405, "method_not_allowed")
