@@ -274,7 +274,9 @@ class ProblemResponseMiddleware:
     traceback) by the time the response gets here, so this replaces only the body: an error response that is not
     JSON becomes the problem document for its status, keeping `Allow` and `Retry-After`.
 
-    Async-native (no thread hop); it sits right inside `RequestContextMiddleware`, so the request id is known.
+    Async-native (no thread hop); it sits inside `RequestContextMiddleware`, so the request id is known. Django's
+    DEBUG_PROPAGATE_EXCEPTIONS (for test harnesses; never set here) makes Django re-raise instead of answering: the
+    exception then passes through here untouched, as Django intends.
     """
 
     sync_capable = False
