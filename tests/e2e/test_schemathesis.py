@@ -16,11 +16,15 @@ whose own tiny `Request-Timeout` (valid: any number above 0) had passed.
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import secrets
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -75,3 +79,31 @@ def test_the_service_passes_every_schemathesis_check(settings_name: str, tmp_pat
     (tmp_path / "schemathesis.txt").write_text(report)
     assert result.returncode == 0, f"schemathesis found failures with {settings_name} settings:\n{report[-12000:]}"
     assert "Operations:       7 selected / 7 total" in report, report[-3000:]  # every operation was tested
+
+
+@pytest.mark.parametrize(
+    ("headers", "code", "elapsed", "excused"),
+    [
+        ({"Request-Timeout": "5e-324"}, "deadline_exceeded", 0.002, True),  # the client's own deadline, passed
+        ({"Request-Timeout": "0.5"}, "deadline_exceeded", 0.1, False),  # answered before the client's deadline
+        ({"Request-Timeout": "0.001"}, "upstream_timeout", 0.5, False),  # an upstream's timeout is no excuse
+        ({}, "deadline_exceeded", 11.0, False),  # no Request-Timeout: the server's own deadline never passes here
+        ({"Request-Timeout": "x"}, "deadline_exceeded", 1.0, False),
+    ],
+)
+def test_the_exclusion_excuses_only_a_deadline_the_client_asked_for(
+    headers: dict[str, str], code: str, elapsed: float, excused: bool
+) -> None:
+    hooks = _load_hooks()
+    response = SimpleNamespace(status_code=504, content=json.dumps({"code": code}).encode(), elapsed=elapsed)
+
+    assert hooks._requested_deadline_passed(response, SimpleNamespace(headers=headers)) is excused
+
+
+def _load_hooks() -> Any:
+    spec = importlib.util.spec_from_file_location("schemathesis_hooks_under_test", HOOKS)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
