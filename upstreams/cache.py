@@ -55,6 +55,9 @@ def _directives(headers: Mapping[str, str]) -> dict[str, str | None]:
     return directives
 
 
+MAX_DELTA_SECONDS = 2**31
+
+
 def freshness(headers: Mapping[str, str], *, default_ttl: float) -> float | None:
     """Seconds the response stays fresh, or None when it must not be stored at all."""
     directives = _directives(headers)
@@ -65,7 +68,8 @@ def freshness(headers: Mapping[str, str], *, default_ttl: float) -> float | None
     for name in ("s-maxage", "max-age"):  # we are a shared cache: s-maxage wins
         value = directives.get(name)
         if value is not None and value.isascii() and value.isdigit():
-            return float(value)
+            # RFC 9111 1.2.2: a larger delta-seconds means 2^31 (and any more would overflow a Redis expiry).
+            return float(MAX_DELTA_SECONDS if len(value) > 10 else min(int(value), MAX_DELTA_SECONDS))
     return default_ttl
 
 

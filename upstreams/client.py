@@ -388,7 +388,7 @@ class UpstreamClient:
         """Read and decode the body, refusing it as soon as it is known to exceed the limit (see `decoding`)."""
         limit = self.config.max_body_bytes
         declared = headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if declared is not None and declared.isascii() and declared.isdigit() and int(declared[:20]) > limit:
             raise UpstreamBodyTooLarge(self.name, limit)
         coding = headers.get("content-encoding")
         if coding is not None:  # every Content-Encoding line (`headers` kept the last): two lines are two layers

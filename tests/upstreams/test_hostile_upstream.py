@@ -363,3 +363,18 @@ async def test_the_transport_builds_guarded_connections(hostile: HostileUpstream
     assert isinstance(pooled, GuardedResponseHandler)
     assert pooled.idle
     await client.aclose()
+
+
+@pytest.mark.parametrize("max_age", ["9" * 30, "9" * 400, "9" * 5000])
+async def test_a_cache_lifetime_no_store_can_hold_is_capped_not_a_500(
+    hostile: HostileUpstream, redis_url: str, settings: Any, max_age: str
+) -> None:
+    """Redis refuses an expiry past 2^63 ms, `int(inf)` raises, and so does `int()` of over 4,300 digits: the
+    upstream's max-age cannot crash a call."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url}}
+    hostile.reset(answer(response(headers=[(b"Cache-Control", b"max-age=" + max_age.encode())])))
+    client = client_for(hostile)
+
+    assert (await client.fetch_json("data")).cache == "miss"
+    assert (await client.fetch_json("data")).cache == "hit"
+    await client.aclose()
