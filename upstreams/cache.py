@@ -103,6 +103,8 @@ class ResponseCache:
         if fresh_for is None:
             return None
         etag = headers.get("etag")
+        if etag is not None and not (etag.isascii() and etag.isprintable()):
+            etag = None  # it goes back to the upstream as If-None-Match: a header value must be visible ASCII
         keep_for = fresh_for + self.policy.stale_if_error
         if keep_for <= 0 and etag is None:
             return None  # never fresh, never a fallback, nothing to revalidate with: not worth storing

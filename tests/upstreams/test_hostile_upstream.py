@@ -378,3 +378,13 @@ async def test_a_cache_lifetime_no_store_can_hold_is_capped_not_a_500(
     assert (await client.fetch_json("data")).cache == "miss"
     assert (await client.fetch_json("data")).cache == "hit"
     await client.aclose()
+
+
+async def test_an_etag_that_cannot_be_sent_back_is_not_kept(hostile: HostileUpstream) -> None:
+    """An ETag is sent back as If-None-Match: one that is not ASCII would fail every revalidation."""
+    hostile.reset(answer(response(headers=[(b"ETag", b'"\xe9t\xe9"'), (b"Cache-Control", b"no-cache")])))
+    client = client_for(hostile)
+
+    assert (await client.fetch_json("data")).cache == "miss"
+    assert (await client.fetch_json("data")).cache == "miss"
+    await client.aclose()
