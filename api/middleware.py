@@ -3,9 +3,10 @@
 `SecurityMiddleware` and `FrameOptionsMiddleware` replace the request path of Django's own (Django 5.2's
 `MiddlewareMixin.__acall__`, which runs `process_request`/`process_response` through `sync_to_async`): they call the
 same inherited methods inline, on the loop (the methods do no I/O). tests/api/test_security.py pins them against
-Django's classes, request by request and setting by setting. Django's deploy checks look for Django's class paths in
-MIDDLEWARE; `recognise_in_deploy_checks()` (called by the app's `ready()`) makes them see these subclasses too, so
-`check --deploy` still checks HSTS, the redirect and the rest.
+Django's classes, request by request and setting by setting, and runs Django's own tests of the two classes
+(tests/middleware/ of the installed version's sdist) against them. Django's deploy checks look for Django's class
+paths in MIDDLEWARE; `recognise_in_deploy_checks()` (called by the app's `ready()`) makes them see these subclasses
+too, so `check --deploy` still checks HSTS, the redirect and the rest.
 """
 
 from __future__ import annotations
