@@ -621,7 +621,9 @@ def main() -> int:
         ["git", "-C", str(args.tree), "log", "-1", "--format=%h %s"], capture_output=True, text=True, check=False
     ).stdout.strip()
     print(f"Tree: {args.tree} ({commit})")
-    print(f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; uvicorn, one process, loopback")
+    load = ", ".join(f"{n:.1f}" for n in os.getloadavg())
+    print(f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average {load} on {os.cpu_count()} cores")
+    print("Service: python -m config.serve --workers 1 (one uvicorn process), local settings; all on loopback")
     failed = False
     for key in args.only.split(","):
         try:
