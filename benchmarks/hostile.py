@@ -394,6 +394,8 @@ async def load(args: argparse.Namespace, faults: dict[str, hostile.Mode]) -> Non
         rows.append(("total", total, f"{fives} x 500 ({100 * fives / max(total, 1):.1f}%)"))
         rows.append(("responses carrying SMUGGLED", smuggled, ""))
         killed = ", worker KILLED by the watchdog" if svc.watchdog.killed else ""
+        rows.append(("upstream requests", upstream.requests, ""))
+        rows.append(("unhandled exceptions in the service's log", svc.unhandled(), ""))
         table(
             f"2c. {args.connections} connections for {took:.0f} s, random upstream faults (bomb: 64 MB decoded);"
             f" RSS {mb(before)} -> peak {mb(svc.watchdog.peak)}{killed}",
