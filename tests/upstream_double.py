@@ -9,11 +9,14 @@ import socket
 import struct
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 
 from tests import hostile_upstream as hostile
+from upstreams.demo import app as demo_app
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -196,22 +199,44 @@ def reset_after(data: bytes) -> hostile.Mode:
     return mode
 
 
+def as_demo(*, then: bytes = b"") -> hostile.Mode:
+    """Answer what the demo upstreams would answer to the request's path (so every endpoint can be soaked), then
+    write `then` on the same connection (bytes nobody asked for)."""
+
+    async def mode(exchange: hostile.Exchange) -> bool:
+        target = exchange.head.split(b" ", 2)[1].decode("latin-1")
+        path, _, query = target.partition("?")
+        resolved = demo_app._resolve(path)
+        if resolved is None:
+            status, body = 404, b'{"error": "not_found"}'
+        else:
+            route, params = resolved
+            answer = route.handler(demo_app._Call(params, dict(parse_qsl(query)), 0.0))
+            status, body = answer.status, answer.body
+        await exchange.send(
+            hostile.response(body, status=b"%d %s" % (status, HTTPStatus(status).phrase.encode())) + then
+        )
+        return True
+
+    return mode
+
+
 def hostile_faults(*, bomb_bytes: int) -> dict[str, hostile.Mode]:
     """Every protocol-level fault by name; the gzip,gzip bomb decodes to `bomb_bytes`."""
     ok = hostile.OK_BODY
     response = hostile.response
     deep = 100_000
     return {
-        "ok": hostile.ok(),
+        "ok": as_demo(),
         "garbage_status_line": hostile.close_after(b"HTTP/1.1 2OO OKAY\r\nContent-Length: 2\r\n\r\n{}"),
         "not_http": hostile.close_after(b"\x00\xffhello, this is not HTTP\r\n\r\n"),
         "1000_headers": hostile.answer(response(headers=[(b"X-Filler-%d" % i, b"x") for i in range(1000)])),
         "200kb_header": hostile.answer(response(headers=[(b"X-Big", b"a" * 200_000)])),
-        "short_content_length": hostile.answer(response(length=len(ok)) + b' "and more body than declared"'),
+        "short_content_length": as_demo(then=b' "and more body than its Content-Length"'),
         # The second answer follows the first at once. Sent later, it can cross the client's next request on the
         # wire, and then no HTTP/1.1 client can tell it from the answer to that request: tests of the idle case
         # send requests one at a time (tests/upstreams, make bench-hostile).
-        "answers_twice": hostile.answer_twice(response(), response(ok.replace(b'"ok"', b'"%s"' % SMUGGLED)), gap=0),
+        "answers_twice": as_demo(then=response(ok.replace(b'"ok"', b'"%s"' % SMUGGLED))),
         "gzip_gzip_bomb": hostile.answer(
             response(hostile.gzip_of_gzip_bomb(bomb_bytes), headers=[(b"Content-Encoding", b"gzip, gzip")])
         ),

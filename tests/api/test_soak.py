@@ -95,6 +95,17 @@ PROTOCOL_MIX = {
 }
 
 
+def soak_path(i: int) -> str:
+    """Request `i` of a soak: every aggregate endpoint in turn (single call, concurrent calls, a page, an overview
+    with dependent and optional calls), product ids spread over the demo catalog."""
+    return (
+        "/api/external-data/",
+        "/api/multiple-external-data/",
+        f"/api/products/?page={1 + i % 12}&page_size=10",
+        f"/api/products/{1 + i % 120}/?currency=EUR",
+    )[i % 4]
+
+
 def documented_codes() -> dict[int, set[str]]:
     """What a client of the aggregate endpoints may see, by status: the README's error table (the contract a client
     reads), for the upstream statuses; never 500."""
@@ -126,8 +137,7 @@ async def test_protocol_level_upstream_faults_under_load_never_answer_500(api: A
     async def one(i: int) -> None:
         nonlocal smuggled
         async with slots:
-            path = "/api/multiple-external-data/" if i % 3 == 0 else "/api/external-data/"
-            response = await asyncio.wait_for(api.get(path), timeout=10)  # a hang fails the test here
+            response = await asyncio.wait_for(api.get(soak_path(i)), timeout=10)  # a hang fails the test here
             statuses[response.status_code] += 1
             smuggled += SMUGGLED in response.content
             if response.status_code != 200:

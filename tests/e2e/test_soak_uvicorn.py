@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.test_soak import documented_codes
+from tests.api.test_soak import documented_codes, soak_path
 from tests.e2e.conftest import UPSTREAM_NAMES, _Probe, _running, _subprocess_env, _wait_until_ready
 from tests.hostile_upstream import HostileUpstream, hostile_upstream
 from tests.servers import free_port
@@ -110,9 +110,8 @@ async def test_real_service_under_protocol_level_upstream_faults_never_answers_5
     async def connection(client: httpx.AsyncClient) -> None:
         nonlocal smuggled, hung
         for i in queue:
-            path = "/api/multiple-external-data/" if i % 3 == 0 else "/api/external-data/"
             try:
-                response = await asyncio.wait_for(client.get(soaked.url + path), timeout=REQUEST_LIMIT)
+                response = await asyncio.wait_for(client.get(soaked.url + soak_path(i)), timeout=REQUEST_LIMIT)
             except TimeoutError:
                 hung += 1
                 continue
