@@ -62,11 +62,12 @@ SCRIPT = b"<script>alert(1)</script>"
 
 @dataclass
 class Watchdog:
-    """Samples a process's RSS (and the kernel's high-water mark) every 20 ms; kills it past `limit` bytes."""
+    """Samples a process's RSS every 20 ms and kills it past `limit` bytes; `peak` also reads the kernel's exact
+    high-water mark (VmHWM, reset by `reset_peak` through /proc/<pid>/clear_refs), so a spike between samples counts."""
 
     pid: int
     limit: int
-    peak: int = 0
+    sampled: int = 0
     killed: bool = False
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -77,15 +78,22 @@ class Watchdog:
     def _run(self) -> None:
         while not self._stop.wait(0.02):
             rss = memory(self.pid).get("VmRSS", 0)
-            self.peak = max(self.peak, rss)
+            self.sampled = max(self.sampled, rss)
             if rss > self.limit and not self.killed:
                 self.killed = True
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(self.pid, signal.SIGKILL)
 
+    @property
+    def peak(self) -> int:
+        return max(self.sampled, memory(self.pid).get("VmHWM", 0))
+
     def reset_peak(self) -> int:
-        self.peak = memory(self.pid).get("VmRSS", 0)
-        return self.peak
+        """Start a new peak from the current RSS (returned)."""
+        with contextlib.suppress(OSError):
+            Path(f"/proc/{self.pid}/clear_refs").write_text("5")  # 5: reset the peak RSS (proc(5))
+        self.sampled = memory(self.pid).get("VmRSS", 0)
+        return self.sampled
 
     def stop(self) -> None:
         self._stop.set()
