@@ -162,6 +162,7 @@ async def test_protocol_level_upstream_faults_under_load_never_answer_500(api: A
         finally:
             tracemalloc.stop()
         await close_registry()  # our side closes its connections first: the upstream has nothing left to cut
+        left = await settled(lambda: upstream.in_flight)
 
     report = f"statuses {dict(statuses)}, codes {dict(codes)}, faults drawn {dict(drawn)}"
     assert sum(statuses.values()) == PROTOCOL_REQUESTS
@@ -176,3 +177,12 @@ async def test_protocol_level_upstream_faults_under_load_never_answer_500(api: A
     assert drawn.keys() == PROTOCOL_MIX.keys(), report  # every fault was tried at least once
     # A bomb decoded whole would take BOMB_BYTES at once; bounded decoding keeps far below it.
     assert peak < BOMB_BYTES // 2, f"peak traced memory {peak / 2**20:.0f} MB; {report}"
+    assert left == 0, f"{left} upstream requests still in flight: a stalled answer nobody stopped waiting for"
+
+
+async def settled(count: Any, *, seconds: float = 5.0) -> int:
+    """`count()` once it reaches 0, or its value after `seconds` (work winding down after a load is not instant)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while count() and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+    return int(count())

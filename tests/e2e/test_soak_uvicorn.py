@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.test_soak import documented_codes, soak_path
+from tests.api.test_soak import documented_codes, settled, soak_path
 from tests.e2e.conftest import UPSTREAM_NAMES, _Probe, _running, _subprocess_env, _wait_until_ready
 from tests.hostile_upstream import HostileUpstream, hostile_upstream
 from tests.servers import free_port
@@ -125,6 +125,7 @@ async def test_real_service_under_protocol_level_upstream_faults_never_answers_5
         await asyncio.gather(*(connection(client) for _ in range(CONNECTIONS)))
         after = await client.get(soaked.url + "/healthz")
     memory = soaked.memory()
+    left = await settled(lambda: soaked.upstream.in_flight)
 
     report = f"answers {dict(answers)}; faults drawn {dict(soaked.drawn)}"
     unhandled = soaked.log.read_text(errors="replace").count("Unhandled exception")
@@ -142,3 +143,4 @@ async def test_real_service_under_protocol_level_upstream_faults_never_answers_5
     growth = memory["VmHWM"] - rss_before
     assert growth < BOMB_BYTES // 2, f"peak RSS {growth / 2**20:.0f} MB over the start: a bomb was decoded whole"
     assert after.status_code == 200
+    assert left == 0, f"{left} upstream requests still in flight: a stalled answer the service never gave up on"
