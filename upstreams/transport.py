@@ -9,9 +9,11 @@ response meant for nobody (and may cache it). Found in aiohttp 3.14.5 (`client_p
 test_hostile_upstream.py` pins it over raw sockets (both a second response in the same write and one sent later):
 
 - `GuardedResponseHandler` is idle from the moment its connection is released to the pool until the next request
-  sets up its response parser. Bytes that arrive while idle close the connection instead of being parsed; and when a
-  release happened while parsing (the end of one body and more bytes in the same read), a connection left holding a
-  parsed message or a half-read one closes too.
+  sets up its response parser. Bytes that arrive while idle close the connection instead of being parsed; and when
+  the release happened in the middle of parsing one read (the end of a body and more bytes after it), a connection
+  left holding a parsed message (or a parse error) closes too. A message cut short at the end of such a read is
+  dropped with the old parser when the next request sets up its own; the rest of it, arriving while idle, closes
+  the connection.
 - `GuardedConnector` marks a protocol idle when aiohttp releases it, and builds `GuardedResponseHandler`s.
 
 Both override private aiohttp methods (`_release`, `_factory`, `data_received`, `set_response_params`): the pins
@@ -21,8 +23,8 @@ above fail if an aiohttp upgrade changes them.
 it encoded the reason phrase after opening the aiohttp response, so a status line with a reason that is not UTF-8
 raised `UnicodeEncodeError` and leaked the response's connection (never pooled, never closed: a hostile upstream
 could drain the pool one call at a time). Ours passes no reason phrase on (nothing reads it) and releases the
-response if building the httpx one fails. It sends what the original sends (the pins are the hostile-upstream tests
-and tests/upstreams/test_client.py, which run every call through it).
+response if building the httpx one fails. It sends what the original sends (pinned by the hostile-upstream tests
+and every test that calls an upstream over a real socket: fault injection, soak, end-to-end).
 """
 
 from __future__ import annotations
