@@ -302,6 +302,20 @@ async def test_a_response_meant_for_nobody_is_never_served_to_the_next_request(
     await assert_clean(client, hostile)
 
 
+async def test_a_partial_response_left_after_a_response_is_dropped_never_completed_by_the_next(
+    hostile: HostileUpstream,
+) -> None:
+    """Half a message in the same read as the end of a response stays in that response's parser, which the next
+    request replaces: it cannot become (or prefix) the next response. (Its rest, sent while idle, closes the
+    connection: the `partial-later` case above.)"""
+    hostile.then(answer_twice(response(FIRST), b"HTTP/1.1 200 OK\r\nContent-Type: application/js", gap=0))
+    client = client_for(hostile)
+
+    assert (await client.get_json("first"))["message"] == "first"
+    assert (await client.get_json("second"))["message"] == "ok"
+    await client.aclose()
+
+
 @pytest.mark.parametrize("gap", [0, 0.05])
 async def test_the_httpx_transport_never_serves_a_response_meant_for_nobody_either(
     hostile: HostileUpstream, gap: float
