@@ -21,6 +21,8 @@ from types import FrameType
 
 import uvicorn
 
+from config.http import BoundedHttpToolsProtocol
+
 APP = "config.asgi:application"
 
 
@@ -35,6 +37,8 @@ def _uvicorn_config(args: argparse.Namespace) -> uvicorn.Config:
         # X-Forwarded-For/-Proto are believed only from the proxies the deployment names (README "Security settings").
         proxy_headers=bool(args.forwarded_allow_ips),
         forwarded_allow_ips=args.forwarded_allow_ips or None,
+        # httptools' speed, with a bound on the request head and on the time to send a request (config/http.py).
+        http=BoundedHttpToolsProtocol,
     )
 
 

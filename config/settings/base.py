@@ -45,6 +45,10 @@ ASGI_APPLICATION = "config.asgi.application"
 
 # Our endpoints take no request body: a larger one is refused with a 413 problem before it is read (config/handler.py).
 MAX_REQUEST_BODY_BYTES = env_int("MAX_REQUEST_BODY_BYTES", 1024)
+# What else a client may send (config/http.py): the request line and headers (431 beyond), and the time it may take
+# to send a whole request, head and body (408 after).
+MAX_REQUEST_HEAD_BYTES = env_int("MAX_REQUEST_HEAD_BYTES", 16 * 1024, minimum=1024)
+REQUEST_READ_TIMEOUT = env_float("REQUEST_READ_TIMEOUT", 10.0, minimum=0.1)
 
 TEMPLATES = [
     {
