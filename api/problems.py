@@ -85,7 +85,9 @@ API_PROBLEMS: dict[str, int] = {
     "not_found": 404,
     "method_not_allowed": 405,
     "not_acceptable": 406,
+    "request_timeout": 408,  # config/http.py: the request did not arrive in time (answered before the app)
     "request_body_too_large": 413,
+    "request_header_too_large": 431,  # config/http.py: the request line and headers are over the limit
     "throttled": 429,  # DRF's, for throttle classes (none is configured yet)
     "internal_error": 500,
 }

@@ -279,16 +279,24 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _literal_problem_codes() -> set[str]:
-    """The code argument of every `problem_response(status, "code", ...)` call with a literal code in api/ and
-    config/ (the upstream tree's codes are class attributes, walked by `problems.upstream_codes()`)."""
+    """The code of every call shaped `f(<4xx/5xx status>, "<code>", ...)` in api/ and config/: `problem_response`
+    and anything else that answers a problem document with a literal code (e.g. the HTTP protocol's own refusals).
+    The upstream tree's codes are class attributes, walked separately."""
     found = set()
     for source in [*REPO.glob("api/**/*.py"), *REPO.glob("config/**/*.py")]:
         for node in ast.walk(ast.parse(source.read_text())):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == (
-                "problem_response"
+            if not isinstance(node, ast.Call) or len(node.args) < 2:
+                continue
+            status, code = node.args[0], node.args[1]
+            if (
+                isinstance(status, ast.Constant)
+                and type(status.value) is int
+                and 400 <= status.value <= 599
+                and isinstance(code, ast.Constant)
+                and isinstance(code.value, str)
+                and re.fullmatch(r"[a-z_]+", code.value)
             ):
-                args = [*node.args[1:2], *(k.value for k in node.keywords if k.arg == "code")]
-                found |= {a.value for a in args if isinstance(a, ast.Constant) and isinstance(a.value, str)}
+                found.add(code.value)
     return found
 
 

@@ -125,6 +125,7 @@ def running_service(logs: Path, *, env: Mapping[str, str] | None = None) -> Iter
     demo_args += ["--host", "127.0.0.1", "--port", str(demo_port), "--latency-ms", "0"]
     service_args = [sys.executable, "-m", "uvicorn", "config.asgi:application"]
     service_args += ["--host", "127.0.0.1", "--port", str(service_port), "--lifespan", "on"]
+    service_args += ["--http", "config.http:BoundedHttpToolsProtocol"]  # as `make run` and config.serve serve it
     # Without the access log, the log tail in a start-up failure shows the start-up, not the health probes.
     service_args += ["--no-access-log"]
     with ExitStack() as stack:
