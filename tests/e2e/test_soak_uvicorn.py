@@ -90,6 +90,7 @@ def soaked(tmp_path: Path) -> Iterator[Soaked]:
         port = free_port()
         args = [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1"]
         args += ["--port", str(port), "--lifespan", "on", "--no-access-log"]
+        args += ["--http", "config.http:BoundedHttpToolsProtocol"]  # as `make run` and config.serve serve it
         log = tmp_path / "service.log"
         service = stack.enter_context(_running(args, env=env, log=log))
         url = f"http://127.0.0.1:{port}"
