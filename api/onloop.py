@@ -107,7 +107,10 @@ class OnLoopAPIView(APIView):
 
     async def acheck_permissions(self, request: Request) -> None:
         for permission in self.get_permissions():
-            if not await _resolved(permission.has_permission(request, self)):
+            allowed = permission.has_permission(request, self)
+            if isawaitable(allowed):  # inline rather than _resolved(): this runs on every request
+                allowed = await allowed
+            if not allowed:
                 self._deny(request, permission)
 
     async def acheck_object_permissions(self, request: Request, obj: Any) -> None:

@@ -56,13 +56,16 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self._in_head and not self.transport.is_closing():
+        if self._in_head and not self.transport.is_closing():  # a head still incomplete after this read
             self._head_bytes += len(data)  # the head's part of this read, or all of it: at most one read more
             if self._head_bytes > self.max_head_bytes:
-                self._refuse(431, "request_header_too_large", f"The request head exceeds {self.max_head_bytes} bytes.")
+                self._refuse_head()
 
-    # Parser callbacks (called from data_received)
+    # Parser callbacks, called from data_received. Once a request is refused (the transport is closing), the rest of
+    # what that read holds is ignored.
     def on_message_begin(self) -> None:
+        if self.transport.is_closing():
+            return
         super().on_message_begin()
         self._head_bytes = 0
         self._in_head = True
@@ -70,13 +73,37 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._request_timer is None:
             self._request_timer = self.loop.call_later(self.request_timeout, self._request_timed_out)
 
+    def on_url(self, url: bytes) -> None:
+        if not self.transport.is_closing():
+            super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self.transport.is_closing():
+            super().on_header(name, value)
+
     def on_headers_complete(self) -> None:
+        if self.transport.is_closing():
+            return
         self._in_head = False
+        # A head that arrived whole in one read: its size, from what was parsed (the line's spaces and version, each
+        # header's ": " and CRLF).
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers) + 16
+        if size > self.max_head_bytes:
+            self._refuse_head()
+            return
         super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self.transport.is_closing():
+            super().on_body(body)
 
     def on_message_complete(self) -> None:
         self._cancel_request_timer()
-        super().on_message_complete()
+        if not self.transport.is_closing():
+            super().on_message_complete()
+
+    def _refuse_head(self) -> None:
+        self._refuse(431, "request_header_too_large", f"The request head exceeds {self.max_head_bytes} bytes.")
 
     def _cancel_request_timer(self) -> None:
         if self._request_timer is not None:

@@ -172,12 +172,13 @@ def test_a_chunked_body_is_read_only_up_to_the_limit(server: Server) -> None:
 # Heads: bounded in size.
 
 
-def test_a_request_head_over_the_limit_is_answered_431_and_one_within_it_is_served(server: Server) -> None:
+@pytest.mark.parametrize("end", [b"", b"\r\n\r\n"], ids=["still-arriving", "whole-in-one-read"])
+def test_a_request_head_over_the_limit_is_answered_431_and_one_within_it_is_served(server: Server, end: bytes) -> None:
     padding = {"X-Padding": "a" * 8000}  # half the limit: a large cookie or token fits
     assert httpx.get(f"http://127.0.0.1:{server.port}/healthz", headers=padding, timeout=5).status_code == 200
 
     with server.connect() as sock:
-        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * (32 * 1024))
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * (32 * 1024) + end)
 
         status, headers, body = read_response(sock)
 
@@ -238,11 +239,51 @@ async def test_200_clients_sending_a_header_byte_at_a_time_are_cut_off_with_408(
     assert max(elapsed for _, elapsed in results) < budget
 
 
-async def test_a_connection_that_sends_nothing_is_closed(server: Server) -> None:
+async def test_a_connection_that_sends_nothing_is_closed_but_an_idle_keep_alive_one_is_not_cut_short(
+    server: Server,
+) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     try:
         data = await asyncio.wait_for(reader.read(), timeout=REQUEST_TIMEOUT * 5)  # EOF when the server closes
     finally:
         writer.close()
+    # Between requests only uvicorn's keep-alive timeout (5 s) applies, not the request timeout.
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}", timeout=5) as client:
+        first = await client.get("/healthz")
+        await asyncio.sleep(REQUEST_TIMEOUT * 1.5)
+        second = await client.get("/healthz")
 
     assert data == b""  # closed without a word: no request was started
+    assert (first.status_code, second.status_code) == (200, 200)
+
+
+def test_the_make_run_uvicorn_command_bounds_request_heads_too() -> None:
+    """`make run` starts plain uvicorn: its command line must name our protocol, or heads are unbounded again."""
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = makefile[makefile.index("\nrun:") :].split("\n\n", 1)[0]
+    command = next(line.strip() for line in recipe.splitlines() if "/uvicorn " in line).split()
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", *command[1:]]
+    command = [{"$(HOST)": "127.0.0.1", "$(PORT)": str(port)}.get(arg, arg) for arg in command]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UPSTREAM_", "DJANGO_", "DEMO_", "REDIS_"))}
+    env |= {"DJANGO_SETTINGS_MODULE": "config.settings.local", "DEMO_LATENCY_MS": "0"}
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, f"{command} exited at start-up"
+            assert time.monotonic() < deadline, "the server never answered"
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * (32 * 1024) + b"\r\n\r\n")
+
+            status, headers, body = read_response(sock)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+    assert_problem(status, headers, body, 431, "request_header_too_large")
