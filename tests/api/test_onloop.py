@@ -110,7 +110,9 @@ async def test_every_throttle_is_asked_and_the_longest_wait_wins() -> None:
 
 
 @pytest.mark.parametrize("check", ["check_permissions", "check_object_permissions"])
-def test_a_sync_check_refuses_an_async_permission_instead_of_reading_its_coroutine_as_allowed(check: str) -> None:
+async def test_a_sync_check_on_the_loop_refuses_an_async_permission_instead_of_reading_its_coroutine_as_allowed(
+    check: str,
+) -> None:
     view = type("View", (Whoami,), {"permission_classes": (AsyncDenyAll,)})()
     request = view.initialize_request(APIRequestFactory().get("/"))
     args = (request,) if check == "check_permissions" else (request, object())
@@ -118,3 +120,17 @@ def test_a_sync_check_refuses_an_async_permission_instead_of_reading_its_corouti
     with pytest.raises(TypeError, match=f"await OnLoopAPIView.a{check}"):
         getattr(view, check)(*args)
     assert CALLS == []  # the coroutine was created, closed, never run
+
+
+async def test_a_sync_check_in_a_worker_thread_awaits_an_async_permission() -> None:
+    """As adrf's do (for check_object_permissions, which adrf's generics call through sync_to_async, the vendored
+    tests/framework/adrf/test_object_permissions.py pins it)."""
+    from asgiref.sync import sync_to_async
+    from rest_framework.exceptions import PermissionDenied
+
+    view = type("View", (Whoami,), {"permission_classes": (AsyncDenyAll,)})()
+    request = view.initialize_request(APIRequestFactory().get("/"))
+
+    with pytest.raises(PermissionDenied, match=r"Async says no\."):
+        await sync_to_async(view.check_permissions)(request)
+    assert CALLS == ["AsyncDenyAll"]
