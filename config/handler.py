@@ -15,7 +15,10 @@ them inline on the event loop is both correct and far cheaper than a thread per 
 `handle()` below is Django 5.2's, with exactly those calls made inline (marked `# inline`). Signals keep Django's
 semantics without its thread: sync receivers run inline, in order, then async receivers are awaited concurrently
 (`Signal.asend` would run the sync ones through `sync_to_async`; `Signal.send` cannot run async ones inside an event
-loop at all). Django is pinned to 5.2.x in pyproject.toml; `tests/test_thread_hops.py` fails if a hop comes back,
+loop at all). One hop is kept, on a client disconnect only: the request body is closed through the request's
+thread-sensitive executor, so sync view code still running there never finds it closed (Django gets that ordering
+from `asend`'s hop; its test_cancel_post_request_with_sync_processing pins it). Django is pinned to 5.2.x in
+pyproject.toml; `tests/test_thread_hops.py` fails if a hop comes back,
 and tests/framework/test_django_handler_suite.py runs Django's own `tests/asgi/` and `tests/handlers/` against this
 handler (the tests that do not apply are listed there, with the reason).
 
