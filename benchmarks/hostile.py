@@ -461,7 +461,7 @@ async def _status_line(reader: asyncio.StreamReader, timeout: float) -> str:
         async with asyncio.timeout(timeout):
             line = await reader.readline()
     except TimeoutError:
-        return "no answer"
+        return f"no answer in {timeout:g} s"
     except ConnectionResetError:
         return "reset by the server"  # an answer sent just before the reset is lost with it (no lingering close)
     except ConnectionError:
