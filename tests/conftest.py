@@ -11,6 +11,7 @@ import respx
 from django.core.cache import cache
 from django.test import AsyncClient
 
+from tests.hostile_upstream import HostileUpstream, hostile_upstream
 from tests.redis_server import redis_server
 from tests.servers import SwappableApp, serve_in_thread
 from tests.upstream_double import ScriptedUpstream
@@ -102,6 +103,13 @@ def scripted(scripted_server: tuple[str, ScriptedUpstream], settings: Any) -> An
         return upstream
 
     return configure
+
+
+@pytest.fixture(scope="module")
+def hostile_server() -> Iterator[HostileUpstream]:
+    """A raw-socket upstream that sends whatever bytes a test scripts (tests/hostile_upstream.py)."""
+    with hostile_upstream() as upstream:
+        yield upstream
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Assertions shared by the API tests."""
+"""Assertions and upstream payloads shared by the API tests."""
 
 from __future__ import annotations
 
@@ -29,3 +29,19 @@ def fail(route: respx.Route, failure: Any) -> None:
     else:
         route.side_effect = None
         route.return_value = failure
+
+
+# A catalog product and the optional parts of its overview, as the upstreams send them.
+PRODUCT = {
+    "id": 7,
+    "sku": "SKU-00007",
+    "name": "Gilded Kettle",
+    "description": "A kettle.",
+    "category": "kitchen",
+    "price": "20.00",
+    "currency": "USD",
+    "tags": ["gift"],
+}
+STOCK = {"sku": "SKU-00007", "available": 3, "warehouse": "AMS-1", "updated_at": "2026-01-01T00:00:00Z"}
+REVIEW = {"product_id": 7, "average_rating": 4.5, "count": 12}
+RATES = {"base": "USD", "as_of": "2026-01-01", "rates": {"EUR": "0.92", "USD": "1"}}

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import pytest
 
-from tests.api.helpers import assert_problem
+from tests.api.helpers import PRODUCT, RATES, REVIEW, STOCK, assert_problem
 from tests.conftest import install_registry
 from tests.hostile_upstream import (
     OK_BODY,
@@ -22,7 +21,6 @@ from tests.hostile_upstream import (
     answer_twice,
     deep_nesting,
     gzip_of_gzip_bomb,
-    hostile_upstream,
     ok,
     response,
     stall_after,
@@ -76,12 +74,6 @@ HOSTILE: dict[str, tuple[Any, int, str]] = {
         "upstream_status",
     ),
 }
-
-
-@pytest.fixture(scope="module")
-def hostile_server() -> Iterator[HostileUpstream]:
-    with hostile_upstream() as upstream:
-        yield upstream
 
 
 @pytest.fixture
@@ -183,18 +175,3 @@ async def test_an_upstream_chosen_key_never_reaches_the_error_paths(api: Any, up
     assert (missing["source"], missing["code"]) == ("fx", "upstream_invalid_payload")
     assert INJECTED not in response.content
     assert b"<script>" not in response.content
-
-
-PRODUCT = {
-    "id": 7,
-    "sku": "SKU-00007",
-    "name": "Gilded Kettle",
-    "description": "A kettle.",
-    "category": "kitchen",
-    "price": "20.00",
-    "currency": "USD",
-    "tags": ["gift"],
-}
-STOCK = {"sku": "SKU-00007", "available": 3, "warehouse": "AMS-1", "updated_at": "2026-01-01T00:00:00Z"}
-REVIEW = {"product_id": 7, "average_rating": 4.5, "count": 12}
-RATES = {"base": "USD", "as_of": "2026-01-01", "rates": {"EUR": "0.92"}}

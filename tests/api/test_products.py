@@ -8,26 +8,12 @@ import httpx
 import pytest
 import respx
 
-from tests.api.helpers import assert_problem, fail
+from tests.api.helpers import PRODUCT, RATES, REVIEW, STOCK, assert_problem, fail
 
 CATALOG = "http://catalog.upstream.test"
 INVENTORY = "http://inventory.upstream.test"
 REVIEWS = "http://reviews.upstream.test"
 FX = "http://fx.upstream.test"
-
-PRODUCT = {
-    "id": 7,
-    "sku": "SKU-00007",
-    "name": "Gilded Kettle",
-    "description": "A kettle.",
-    "category": "kitchen",
-    "price": "20.00",
-    "currency": "USD",
-    "tags": ["gift"],
-}
-STOCK = {"sku": "SKU-00007", "available": 3, "warehouse": "AMS-1", "updated_at": "2026-01-01T00:00:00Z"}
-REVIEW = {"product_id": 7, "average_rating": 4.5, "count": 12}
-RATES = {"base": "USD", "as_of": "2026-01-01", "rates": {"EUR": "0.92", "USD": "1"}}
 
 
 @pytest.fixture

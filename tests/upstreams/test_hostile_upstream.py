@@ -13,7 +13,6 @@ import asyncio
 import inspect
 import time
 import zlib
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -31,7 +30,6 @@ from tests.hostile_upstream import (
     close_after,
     deep_nesting,
     gzip_of_gzip_bomb,
-    hostile_upstream,
     ok,
     response,
     stall_after,
@@ -123,12 +121,6 @@ HOSTILE: dict[str, tuple[Any, str]] = {
         "upstream_body_too_large",
     ),
 }
-
-
-@pytest.fixture(scope="module")
-def hostile_server() -> Iterator[HostileUpstream]:
-    with hostile_upstream() as upstream:
-        yield upstream
 
 
 @pytest.fixture
