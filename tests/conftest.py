@@ -15,7 +15,7 @@ from tests.hostile_upstream import HostileUpstream, hostile_upstream
 from tests.redis_server import redis_server
 from tests.servers import SwappableApp, serve_in_thread
 from tests.upstream_double import ScriptedUpstream
-from upstreams import UpstreamRegistry, aiohttp_transport, close_registry, parse_upstreams, set_registry
+from upstreams import UpstreamRegistry, aiohttp_transport, close_registry, declared, parse_upstreams, set_registry
 from upstreams.demo import DemoApp, DemoOptions
 
 
@@ -72,7 +72,7 @@ def demo(demo_server: tuple[str, SwappableApp], settings: Any) -> Any:
         swappable.app = DemoApp(DemoOptions(latency_ms=latency_ms, faults=faults or {}))
         settings.UPSTREAMS = {
             name: {"URL": f"{url}/{name}", "TIMEOUT": "2", "CONNECT_TIMEOUT": "1", **upstream.get(name, {})}
-            for name in ("slow", "catalog", "inventory", "reviews", "fx")
+            for name in declared.names()
         }
         install_registry(settings.UPSTREAMS, aiohttp_transport)
         return swappable.app
@@ -97,7 +97,7 @@ def scripted(scripted_server: tuple[str, ScriptedUpstream], settings: Any) -> An
     def configure(**values: str) -> ScriptedUpstream:
         settings.UPSTREAMS = {
             name: {"URL": f"{url}/{name}", "TIMEOUT": "0.5", "CONNECT_TIMEOUT": "0.2", **values}
-            for name in ("slow", "catalog", "inventory", "reviews", "fx")
+            for name in declared.names()
         }
         install_registry(settings.UPSTREAMS, aiohttp_transport)
         return upstream

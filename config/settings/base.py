@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from config.env import env, env_bool, env_choice, env_float, env_int, env_list, upstream_settings
+from upstreams import declared
 from upstreams.apps import MIN_AGGREGATE_DEADLINE
 from upstreams.registry import TRANSPORTS
 
@@ -132,11 +133,11 @@ DEMO_UPSTREAMS = env_bool("DEMO_UPSTREAMS", False)
 DEMO_LATENCY_MS = env_float("DEMO_LATENCY_MS", 100.0)
 DEMO_FAULTS = env("DEMO_FAULTS", "") or ""
 
-# The upstreams the built-in aggregates use; more can be added with UPSTREAM_<NAME>_URL.
-BUILTIN_UPSTREAMS = ["slow", "catalog", "inventory", "reviews", "fx"]
-UPSTREAMS = upstream_settings(
-    BUILTIN_UPSTREAMS, default_url=f"http://127.0.0.1:{PORT}/demo/{{name}}" if DEMO_UPSTREAMS else None
-)
+# The upstreams the built-in aggregates use (upstreams/declared.py); more can be added with UPSTREAM_<NAME>_URL.
+BUILTIN_UPSTREAMS = list(declared.required_names())
+DEMO_URL = f"http://127.0.0.1:{PORT}/demo/{{name}}"
+UPSTREAMS = upstream_settings(BUILTIN_UPSTREAMS, default_url=None)
+declared.apply_defaults(UPSTREAMS, demo_url=DEMO_URL if DEMO_UPSTREAMS else None)
 UPSTREAM_TRANSPORT = env_choice("UPSTREAM_TRANSPORT", "aiohttp", choices=tuple(TRANSPORTS))
 # The whole request's budget for its upstream calls, in seconds.
 AGGREGATE_DEADLINE = env_float("AGGREGATE_DEADLINE", 10.0, minimum=MIN_AGGREGATE_DEADLINE)

@@ -1,13 +1,13 @@
 """Laptop defaults: the demo upstreams are on, so `make run` aggregates real HTTP calls with no network."""
 
 from config.env import env_bool, raise_problems, upstream_settings
+from upstreams import declared
 
 from .base import *  # noqa: F403
-from .base import BUILTIN_UPSTREAMS, PORT
+from .base import BUILTIN_UPSTREAMS, DEMO_URL
 
 DEMO_UPSTREAMS = env_bool("DEMO_UPSTREAMS", True)
-UPSTREAMS = upstream_settings(
-    BUILTIN_UPSTREAMS, default_url=f"http://127.0.0.1:{PORT}/demo/{{name}}" if DEMO_UPSTREAMS else None
-)
+UPSTREAMS = upstream_settings(BUILTIN_UPSTREAMS, default_url=None)
+declared.apply_defaults(UPSTREAMS, demo_url=DEMO_URL if DEMO_UPSTREAMS else None)
 
 raise_problems(globals())  # last: every problem in the configuration, at once

@@ -2,6 +2,7 @@
 real loopback server), through the fixtures in tests/conftest.py."""
 
 from config.env import raise_problems
+from upstreams import declared
 
 from .base import *  # noqa: F403
 
@@ -10,8 +11,7 @@ ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 DEMO_UPSTREAMS = False
 DEMO_LATENCY_MS = 0.0
 UPSTREAMS = {
-    name: {"URL": f"http://{name}.upstream.test", "TIMEOUT": "2", "CONNECT_TIMEOUT": "1"}
-    for name in ("slow", "catalog", "inventory", "reviews", "fx")
+    name: {"URL": f"http://{name}.upstream.test", "TIMEOUT": "2", "CONNECT_TIMEOUT": "1"} for name in declared.names()
 }
 AGGREGATE_DEADLINE = 5.0
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}

@@ -26,7 +26,7 @@ from tests.hostile_upstream import (
     stall_after,
     watch,
 )
-from upstreams import aiohttp_transport, get_registry
+from upstreams import aiohttp_transport, declared, get_registry
 
 TIMEOUT = 0.5
 MARGIN = 1.5  # generous: a loaded machine must not make these flaky; a missing timeout would take far longer
@@ -91,7 +91,7 @@ def hostile(hostile_server: HostileUpstream, settings: Any) -> Any:
                 "RETRIES": "0",
                 **values,
             }
-            for name in ("slow", "catalog", "inventory", "reviews", "fx")
+            for name in declared.names()
         }
         install_registry(settings.UPSTREAMS, aiohttp_transport)
         return hostile_server

@@ -22,9 +22,10 @@ import httpx
 import pytest
 
 from tests.servers import free_port
+from upstreams import declared
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-UPSTREAM_NAMES = ("slow", "catalog", "inventory", "reviews", "fx")
+UPSTREAM_NAMES = declared.demo_names()
 STARTUP_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 LOG_TAIL_LINES = 40

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from upstreams import ConfigError, parse_upstreams
+from upstreams import ConfigError, declared, parse_upstreams
 
 
 def test_strings_from_the_environment_are_parsed() -> None:
@@ -141,3 +141,30 @@ def test_manage_py_check_fails_when_an_aggregate_names_an_unconfigured_upstream(
 
     with pytest.raises(SystemCheckError, match="ProductOverview uses upstream 'reviews'"):
         call_command("check")
+
+
+# --- The declared upstreams (upstreams/declared.py) -------------------------------------------------------------------
+
+
+def test_a_declared_upstream_gets_its_default_settings_and_its_demo_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        declared,
+        "DECLARED",
+        (declared.Upstream("catalog"), declared.Upstream("weather", demo=False, defaults={"CACHE_TTL": "300"})),
+    )
+    raw: dict[str, dict[str, Any]] = {
+        "catalog": {"URL": None},
+        "weather": {"URL": "http://weather.test", "CACHE_TTL": None},
+    }
+
+    declared.apply_defaults(raw, demo_url="http://demo/{name}")
+
+    assert raw == {
+        "catalog": {"URL": "http://demo/catalog"},
+        "weather": {"URL": "http://weather.test", "CACHE_TTL": "300"},  # no demo: its URL is its own
+    }
+    assert parse_upstreams(raw)["weather"].cache.ttl == 300.0
+
+
+def test_the_test_settings_configure_every_declared_upstream(settings: Any) -> None:
+    assert list(settings.UPSTREAMS) == list(declared.names())

@@ -21,6 +21,7 @@ import orjson
 import pytest
 import uvicorn
 
+from upstreams import declared
 from upstreams.demo import FAULT_KINDS, DemoApp, DemoOptions, parse_faults
 
 PRODUCT_KEYS = {"id", "sku", "name", "description", "category", "price", "currency", "tags"}
@@ -446,3 +447,26 @@ async def test_real_socket_timeout_waits_for_client_and_reset_drops_connection(
         await asyncio.sleep(0.01)
     assert app.stats.disconnects == 1
     assert app.stats.in_flight == 0
+
+
+# --- The declared upstreams (upstreams/declared.py) -------------------------------------------------------------------
+
+
+async def test_the_demo_serves_every_upstream_declared_with_a_demo(client: httpx.AsyncClient) -> None:
+    paths = {
+        "slow": "slow_data",
+        "catalog": "products/1",
+        "inventory": "stock/SKU-00001",
+        "reviews": "products/1/summary",
+    }
+    paths["fx"] = "rates/USD"
+
+    assert set(declared.demo_names()) == set(paths)
+    for name, path in paths.items():
+        assert (await client.get(f"/{name}/{path}")).status_code == 200, name
+        assert parse_faults(f"{name}=503") == {name: "503"}
+
+
+def test_a_fault_for_an_upstream_not_declared_with_a_demo_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown demo service 'weather'"):
+        parse_faults("weather=503")

@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
+from .. import declared
 from . import data
 
 Scope = MutableMapping[str, Any]
@@ -31,7 +32,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 Headers = tuple[tuple[bytes, bytes], ...]
 
-SERVICES: Final = ("slow", "catalog", "inventory", "reviews", "fx")
+SERVICES: Final = declared.demo_names()  # each has its routes in _ROUTES below
 # Besides these, any HTTP error status from 400 to 599 (e.g. "503") is a fault: answer with that status.
 FAULT_KINDS: Final = ("timeout", "slow", "invalid_json", "wrong_shape", "html", "huge", "reset")
 
@@ -267,6 +268,9 @@ _ROUTES: Final = (
     _route("reviews", r"/reviews/products/(?P<product_id>[^/]+)/summary", 0.8, _review_summary),
     _route("fx", r"/fx/rates/(?P<base>[^/]+)", 0.2, _fx_rates),
 )
+# An upstream declared with a demo (upstreams/declared.py) has routes here, and nothing else does.
+if {route.service for route in _ROUTES} != set(SERVICES):
+    raise ImportError(f"the demo's routes serve {sorted({r.service for r in _ROUTES})}, declared: {sorted(SERVICES)}")
 
 
 def _resolve(path: str) -> tuple[_Route, Mapping[str, str]] | None:
