@@ -1,4 +1,8 @@
-"""The aggregates this service publishes: which upstream calls make up each response, and its shape."""
+"""The aggregates this service publishes: which upstream calls make up each response, its shape, and its route.
+
+Each class is the whole endpoint: api/urls.py serves every aggregate with a `route`, and the schema documents it
+(its docstring is the operation's summary and description). See `api.aggregation.Aggregate`.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +10,42 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 from urllib.parse import quote
 
+from rest_framework.utils.urls import remove_query_param, replace_query_param
+
 from . import serializers as s
 from .aggregation import Aggregate, Fetch, Parts
 
-__all__ = ["AGGREGATES", "ExternalData", "MultipleExternalData", "ProductList", "ProductOverview"]
+__all__ = ["ExternalData", "MultipleExternalData", "ProductList", "ProductOverview"]
 
 CENTS = Decimal("0.01")
 
 
+# The original `external_data_view`.
 class ExternalData(Aggregate):
-    """One upstream payload, validated (the original `external_data_view`)."""
+    """One upstream payload.
 
+    Fetches `slow_data` from the `slow` upstream, validates it and returns it.
+    """
+
+    route = "external-data"
+    response = s.ExternalData
+    tag = "examples"
     data = Fetch(upstream="slow", path="slow_data", serializer=s.SlowData)
 
     def shape(self, parts: Parts) -> Any:
         return parts.get("data")
 
 
+# The original `multiple_external_data_view`.
 class MultipleExternalData(Aggregate):
-    """Three independent upstream payloads fetched concurrently (the original `multiple_external_data_view`)."""
+    """Three upstream payloads, fetched concurrently.
 
+    Takes about as long as the slowest of the three calls, not their sum.
+    """
+
+    route = "multiple-external-data"
+    response = s.MultipleExternalData
+    tag = "examples"
     first = Fetch(upstream="slow", path="slow_data_1", serializer=s.SlowData)
     second = Fetch(upstream="slow", path="slow_data_2", serializer=s.SlowData)
     third = Fetch(upstream="slow", path="slow_data_3", serializer=s.SlowData)
@@ -46,9 +66,18 @@ def _product(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# DRF's count/next/previous/results page shape.
 class ProductList(Aggregate):
-    """A page of the catalog, in DRF's count/next/previous/results shape (links are added by the view)."""
+    """A page of products.
 
+    The catalog, one page at a time, with links to the next and previous pages.
+    """
+
+    route = "products"
+    operation_id = "list_products"
+    query = s.ProductListQuery
+    response = s.ProductPage
+    tag = "products"
     page = Fetch(
         upstream="catalog",
         path="products",
@@ -60,14 +89,36 @@ class ProductList(Aggregate):
         page = parts.get("page")
         return {"count": page["total"], "results": [_product(item) for item in page["items"]]}
 
+    def complete(self, data: Any, parts: Parts, request: Any) -> Any:
+        page, page_size, count = parts.args["page"], parts.args["page_size"], data["count"]
+        url = request.build_absolute_uri()
+        has_next = page * page_size < count
+        data["next"] = replace_query_param(url, "page", page + 1) if has_next else None
+        if page <= 1:
+            data["previous"] = None
+        elif page == 2:
+            data["previous"] = remove_query_param(url, "page")
+        else:
+            # Past the end, point back at the last page that has products.
+            last = max(1, -(-count // page_size))
+            data["previous"] = replace_query_param(url, "page", min(page - 1, last))
+        return data
 
+
+# A product with its stock, review summary and (with `?currency=`) converted price. inventory and fx need the product
+# (its SKU, its currency), so they start when catalog answers; reviews starts at once.
 class ProductOverview(Aggregate):
-    """A product with its stock, review summary and (with `?currency=`) converted price.
+    """A product overview composed from four upstreams.
 
-    catalog is required (its 404 is our 404); the rest are optional and reported in `missing` when they fail.
-    inventory and fx need the product (its SKU, its currency), so they start when catalog answers; reviews starts
-    at once.
+    catalog is required: its failure fails the request, and an unknown id is a 404. inventory, reviews and fx (with
+    `?currency=`) are optional: when one fails the response is still 200, that part is null, and `missing` says which
+    part failed and why.
     """
+
+    route = "products/{id:int}"
+    query = s.ProductOverviewQuery
+    response = s.ProductOverview
+    tag = "products"
 
     product = Fetch(
         upstream="catalog", path="products/{id}", serializer=s.CatalogProduct, not_found="There is no product {id}."
@@ -133,6 +184,3 @@ class ProductOverview(Aggregate):
             rate = rates["rates"][target]
         amount = (product["price"] * rate).quantize(CENTS, rounding=ROUND_HALF_EVEN)
         return {"amount": amount, "currency": target, "rate": rate}
-
-
-AGGREGATES: tuple[type[Aggregate], ...] = (ExternalData, MultipleExternalData, ProductList, ProductOverview)

@@ -16,6 +16,8 @@ job; validating the payload with the fetch's DRF serializer is this module's. A 
 
 from __future__ import annotations
 
+import inspect
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -38,7 +40,18 @@ from upstreams import (
 from . import fastpath
 from .problems import error_code, flatten_errors
 
-__all__ = ["Aggregate", "Fetch", "Inputs", "Parts", "Timing", "missing_entry", "stale_entry"]
+__all__ = [
+    "Aggregate",
+    "Fetch",
+    "Inputs",
+    "Parts",
+    "Route",
+    "Timing",
+    "missing_entry",
+    "published",
+    "stale_entry",
+    "unpublish",
+]
 
 
 @dataclass(frozen=True)
@@ -130,9 +143,22 @@ def stale_entry(source: str, upstream: str, fetched: Fetched) -> dict[str, Any]:
 
 
 class Aggregate:
-    """Base class: declare `Fetch` attributes, implement `shape()`, and `await MyAggregate().build(args)`."""
+    """Base class: declare `Fetch` attributes, implement `shape()`, and `await MyAggregate().build(args)`.
+
+    A subclass with a `route` is published: api/urls.py serves it as an adrf viewset action and the schema documents
+    it, all from the declaration. Its docstring is the operation's summary (first paragraph) and description (the
+    rest); `response` shapes its body and `query` (when given) validates its query string; `tag` groups it in the
+    docs; `operation_id` defaults to `get_<snake_case class name>`. `route` is relative to `/api/`, with at most one
+    typed path parameter, `{name:int}` or `{name:str}`: `"products"`, `"products/{id:int}"`,
+    `"products/{id:int}/weather"`.
+    """
 
     fetches: ClassVar[dict[str, Fetch]] = {}
+    route: ClassVar[str | None] = None
+    query: ClassVar[type[serializers.Serializer] | None] = None
+    response: ClassVar[type[serializers.Serializer]]
+    tag: ClassVar[str]
+    operation_id: ClassVar[str]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -141,6 +167,39 @@ class Aggregate:
         cls.fetches = fetches
         # Fail at import time, not at the first request, on a name typo in `needs` or a cycle.
         validate_calls([Call(name=n, upstream=f.upstream, run=_never, needs=f.needs) for n, f in fetches.items()])
+        if "route" in vars(cls) and cls.route is not None:
+            _publish(cls)
+
+    @classmethod
+    def parsed_route(cls) -> Route:
+        assert cls.route is not None, f"{cls.__name__} is not published (it has no route)"
+        return Route.parse(cls.route)
+
+    @classmethod
+    def summary(cls) -> str:
+        return _doc_paragraphs(cls)[0].removesuffix(".")
+
+    @classmethod
+    def description(cls) -> str:
+        return "\n\n".join(_doc_paragraphs(cls)[1:])
+
+    @classmethod
+    def error_statuses(cls) -> tuple[int, ...]:
+        """The error statuses this aggregate can answer, from its declaration.
+
+        400: every aggregate takes the `Request-Timeout` header (and its query, when it has one). 404: a required
+        fetch turns the upstream's 404 into ours. 500: any unexpected failure. 502/503/504: its upstream calls.
+        """
+        statuses = {400, 500}
+        if any(fetch.not_found is not None for fetch in cls.fetches.values()):
+            statuses.add(404)
+        if cls.fetches:
+            statuses |= {502, 503, 504}
+        return tuple(sorted(statuses))
+
+    def complete(self, data: Any, parts: Parts, request: Any) -> Any:
+        """A last touch that needs the HTTP request (a page's links); `data` is `shape()`'s result."""
+        return data
 
     @classmethod
     def upstream_names(cls) -> set[str]:
@@ -207,6 +266,87 @@ def validate_payload(upstream: str, serializer_class: type[serializers.Serialize
             fields.setdefault(path or "(root)", error_code(error))  # one code per path: the first
         raise UpstreamPayloadInvalid(upstream, fields)
     return serializer.validated_data
+
+
+_PUBLISHED: dict[str, type[Aggregate]] = {}  # by operation id, in declaration order
+
+
+def published() -> tuple[type[Aggregate], ...]:
+    """Every aggregate with a route, in the order they were declared."""
+    return tuple(_PUBLISHED.values())
+
+
+def unpublish(aggregate: type[Aggregate]) -> None:
+    """Withdraw a published aggregate (for tests that declare their own)."""
+    if _PUBLISHED.get(aggregate.operation_id) is aggregate:
+        del _PUBLISHED[aggregate.operation_id]
+
+
+def _publish(cls: type[Aggregate]) -> None:
+    """Check a published aggregate's declaration at import time, and register it."""
+    name = cls.__name__
+    if "operation_id" not in vars(cls):
+        cls.operation_id = "get_" + re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    problems = []
+    if not (cls.__doc__ or "").strip():
+        problems.append("a docstring (its summary and description)")
+    if not isinstance(getattr(cls, "response", None), type):
+        problems.append("a `response` serializer class")
+    if not isinstance(getattr(cls, "tag", None), str):
+        problems.append("a `tag`")
+    if problems:
+        raise TypeError(f"published aggregate {name} (route {cls.route!r}) needs " + ", ".join(problems))
+    route = cls.parsed_route()
+    for other in _PUBLISHED.values():
+        same = (other.__module__, other.__qualname__) == (cls.__module__, cls.__qualname__)  # a reloaded module
+        if not same and (other.operation_id == cls.operation_id or other.parsed_route() == route):
+            raise TypeError(f"aggregates {other.__name__} and {name} have the same route or operation id")
+    _PUBLISHED.pop(cls.operation_id, None)
+    _PUBLISHED[cls.operation_id] = cls
+
+
+def _doc_paragraphs(cls: type) -> list[str]:
+    """The class's own docstring as paragraphs, each paragraph's lines joined by spaces."""
+    doc = inspect.cleandoc(cls.__doc__ or "")
+    return [" ".join(block.split()) for block in re.split(r"\n\s*\n", doc) if block.strip()] or [""]
+
+
+_CONVERTERS: dict[str, tuple[type, str]] = {"int": (int, r"[0-9]{1,18}"), "str": (str, r"[^/.]+")}
+
+
+@dataclass(frozen=True)
+class Route:
+    """A published aggregate's route: `prefix`, or `prefix/{param:type}`, or `prefix/{param:type}/action`."""
+
+    prefix: str
+    param: str | None = None
+    converter: str = "str"
+    action: str | None = None
+
+    @classmethod
+    def parse(cls, route: str) -> Route:
+        match = _ROUTE.fullmatch(route)
+        if match is None:
+            raise ValueError(
+                f"route {route!r} must be 'prefix', 'prefix/{{name:int|str}}' or 'prefix/{{name:int|str}}/action'"
+            )
+        prefix, param, converter, action = match.group("prefix", "param", "converter", "action")
+        return cls(prefix, param, converter or "str", action)
+
+    @property
+    def python_type(self) -> type:
+        return _CONVERTERS[self.converter][0]
+
+    @property
+    def regex(self) -> str:
+        return _CONVERTERS[self.converter][1]
+
+
+_SEGMENT = r"[a-z0-9][a-z0-9-]*"
+_ROUTE = re.compile(
+    rf"(?P<prefix>{_SEGMENT}(?:/{_SEGMENT})*?)"
+    rf"(?:/\{{(?P<param>[a-z_][a-z0-9_]*)(?::(?P<converter>int|str))?\}}(?:/(?P<action>{_SEGMENT}))?)?"
+)
 
 
 async def _never(needed: Mapping[str, Any]) -> Any:  # pragma: no cover - used only for validating declarations

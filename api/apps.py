@@ -21,7 +21,10 @@ class ApiConfig(AppConfig):
 
 
 def check_aggregate_upstreams(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    from .aggregates import AGGREGATES
+    from . import aggregates
+    from .aggregation import published
+
+    assert aggregates  # imported for its declarations
 
     configured = set(getattr(settings, "UPSTREAMS", {}))
     return [
@@ -30,6 +33,6 @@ def check_aggregate_upstreams(app_configs: Any = None, **kwargs: Any) -> list[ch
             hint=f"Set UPSTREAM_{name.upper()}_URL.",
             id="api.E001",
         )
-        for aggregate in AGGREGATES
+        for aggregate in published()
         for name in sorted(aggregate.upstream_names() - configured)
     ]

@@ -1,17 +1,24 @@
-"""The API's routes. DRF's router (not adrf's, which renames actions to alist/aretrieve) maps viewset actions."""
+"""The API's routes. DRF's router (not adrf's, which renames actions to alist/aretrieve) maps viewset actions: one
+viewset per route prefix of the published aggregates (api/aggregates.py), then the hand-written ones."""
 
-from django.urls import path
+from django.urls import URLPattern, URLResolver, path
 from rest_framework.routers import SimpleRouter
 
-from . import views
+from . import aggregates, views
 
-router = SimpleRouter()
-router.register("external-data", views.ExternalDataViewSet, basename="external-data")
-router.register("multiple-external-data", views.MultipleExternalDataViewSet, basename="multiple-external-data")
-router.register("products", views.ProductViewSet, basename="product")
-router.register("upstreams", views.UpstreamViewSet, basename="upstream")
+assert aggregates  # imported for its declarations: each published aggregate registers itself
 
-urlpatterns = router.urls
+
+def api_urlpatterns() -> list[URLPattern | URLResolver]:
+    """The routes of every aggregate published so far, and of the hand-written viewsets."""
+    router = SimpleRouter()
+    for prefix, viewset in views.aggregate_viewsets():
+        router.register(prefix, viewset, basename=prefix)
+    router.register("upstreams", views.UpstreamViewSet, basename="upstream")
+    return router.urls
+
+
+urlpatterns = api_urlpatterns()
 health_urlpatterns = [
     path("healthz", views.HealthView.as_view(), name="healthz"),
     path("readyz", views.ReadinessView.as_view(), name="readyz"),

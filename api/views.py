@@ -1,7 +1,8 @@
-"""The API's adrf viewsets: each validates its query, builds one aggregate, and shapes it with a serializer.
+"""The API's adrf viewsets: each action validates its query, builds one aggregate, and shapes it with a serializer.
 
-They contain no concurrency and no error mapping: aggregates (api/aggregates.py) run the upstream calls, and
-api/problems.py turns every failure into a problem document.
+The aggregates' viewsets are made from their declarations (api/aggregates.py, `aggregate_viewsets()`). They contain
+no concurrency and no error mapping: aggregates run the upstream calls, and api/problems.py turns every failure into
+a problem document.
 """
 
 from __future__ import annotations
@@ -13,33 +14,33 @@ from typing import Any
 from adrf.viewsets import ViewSet
 from django.conf import settings
 from django.http import HttpResponse
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework import exceptions, serializers
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from upstreams import get_registry
 
-from . import aggregates, fastpath
+from . import fastpath
 from . import serializers as s
-from .aggregation import Aggregate, Parts
+from .aggregation import Aggregate, Parts, Route, published
 from .onloop import OnLoopAPIView
 from .renderers import ORJSONRenderer
 from .schema import AGGREGATE_HEADERS, REQUEST_ID, problems
 
 __all__ = [
-    "ExternalDataViewSet",
+    "AggregateViewSet",
     "HealthView",
-    "MultipleExternalDataViewSet",
-    "ProductViewSet",
     "ReadinessView",
     "RedocView",
     "SchemaView",
     "SwaggerView",
     "UpstreamViewSet",
+    "aggregate_viewsets",
 ]
 
 
@@ -108,87 +109,77 @@ REQUEST_TIMEOUT_HEADER = "Request-Timeout"
 _DECIMAL_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?", flags=re.ASCII)
 
 
-class ExternalDataViewSet(TributaryViewSet):
-    @extend_schema(
-        operation_id="get_external_data",
-        summary="One upstream payload",
-        description="Fetches `slow_data` from the `slow` upstream, validates it and returns it.",
-        parameters=AGGREGATE_HEADERS,
-        responses={200: s.ExternalData, **problems(400, 500, 502, 503, 504)},
-        tags=["examples"],
-    )
-    async def list(self, request: Request) -> HttpResponse:
-        data, parts = await self.aggregate(aggregates.ExternalData(), {})
-        return self.respond(data, parts, s.ExternalData)
+class DeclaredSchema(AutoSchema):
+    """An aggregate's operation is described by its declaration only: with no description in its docstring it has
+    none, rather than drf-spectacular's fallback to the viewset's (internal) docstring."""
+
+    def get_description(self) -> str:  # type: ignore[override]  # the stubs say str | None; the library returns str
+        return ""
 
 
-class MultipleExternalDataViewSet(TributaryViewSet):
-    @extend_schema(
-        operation_id="get_multiple_external_data",
-        summary="Three upstream payloads, fetched concurrently",
-        description="Takes about as long as the slowest of the three calls, not their sum.",
-        parameters=AGGREGATE_HEADERS,
-        responses={200: s.MultipleExternalData, **problems(400, 500, 502, 503, 504)},
-        tags=["examples"],
-    )
-    async def list(self, request: Request) -> HttpResponse:
-        data, parts = await self.aggregate(aggregates.MultipleExternalData(), {})
-        return self.respond(data, parts, s.MultipleExternalData)
+class AggregateViewSet(TributaryViewSet):
+    """Serves published aggregates: `aggregate_viewsets()` makes one subclass per route prefix, with one action per
+    aggregate (`list`, `retrieve`, or an extra detail action), each documented from its aggregate's declaration."""
+
+    schema = DeclaredSchema()
+
+    async def serve(self, aggregate_class: type[Aggregate], route: Route, path_args: Mapping[str, str]) -> HttpResponse:
+        args = {name: route.python_type(value) for name, value in path_args.items()}
+        if aggregate_class.query is not None:
+            args.update(self.query(aggregate_class.query))
+        aggregate = aggregate_class()
+        data, parts = await self.aggregate(aggregate, args)
+        data = aggregate.complete(data, parts, self.request)
+        return self.respond(data, parts, aggregate_class.response)
 
 
-class ProductViewSet(TributaryViewSet):
-    lookup_field = "id"
-    lookup_value_regex = r"[0-9]{1,18}"
+def aggregate_viewsets() -> list[tuple[str, type[AggregateViewSet]]]:
+    """(route prefix, viewset) for every published aggregate, grouped by prefix, for DRF's router to register."""
+    groups: dict[str, list[type[Aggregate]]] = {}
+    for aggregate_class in published():
+        groups.setdefault(aggregate_class.parsed_route().prefix, []).append(aggregate_class)
+    viewsets = []
+    for prefix, members in groups.items():
+        attrs: dict[str, Any] = {"__module__": __name__, "__doc__": f"The published aggregates under `{prefix}`."}
+        lookup: tuple[str, str] | None = None
+        for aggregate_class in members:
+            route = aggregate_class.parsed_route()
+            if route.param is not None:
+                if lookup not in (None, (route.param, route.regex)):
+                    raise TypeError(f"the aggregates under {prefix!r} must agree on their path parameter")
+                lookup = (route.param, route.regex)
+                attrs["lookup_field"], attrs["lookup_value_regex"] = lookup
+            name = "list" if route.param is None else "retrieve" if route.action is None else route.action
+            name = name.replace("-", "_")
+            attrs[name] = _action(name, aggregate_class, route)
+        name = "".join(part.title() for part in re.split(r"[-/]", prefix)) + "ViewSet"
+        viewsets.append((prefix, type(name, (AggregateViewSet,), attrs)))
+    return viewsets
 
-    @extend_schema(
-        operation_id="list_products",
-        summary="A page of products",
-        description="The catalog, one page at a time, with links to the next and previous pages.",
-        parameters=[s.ProductListQuery, *AGGREGATE_HEADERS],
-        responses={200: s.ProductPage, **problems(400, 500, 502, 503, 504)},
-        tags=["products"],
-    )
-    async def list(self, request: Request) -> HttpResponse:
-        query = self.query(s.ProductListQuery)
-        data, parts = await self.aggregate(aggregates.ProductList(), query)
-        data["next"], data["previous"] = self._links(request, count=data["count"], **query)
-        return self.respond(data, parts, s.ProductPage)
 
-    @extend_schema(
-        operation_id="get_product_overview",
-        summary="A product overview composed from four upstreams",
-        description=(
-            "catalog is required: its failure fails the request, and an unknown id is a 404. inventory, reviews "
-            "and fx (with `?currency=`) are optional: when one fails the response is still 200, that part is null, "
-            "and `missing` says which part failed and why."
-        ),
-        parameters=[
-            OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH),
-            s.ProductOverviewQuery,
-            *AGGREGATE_HEADERS,
-        ],
-        responses={200: s.ProductOverview, **problems(400, 404, 500, 502, 503, 504)},
-        tags=["products"],
-    )
-    async def retrieve(self, request: Request, id: str) -> HttpResponse:
-        query = self.query(s.ProductOverviewQuery)
-        data, parts = await self.aggregate(aggregates.ProductOverview(), {"id": int(id), **query})
-        return self.respond(data, parts, s.ProductOverview)
+def _action(name: str, aggregate_class: type[Aggregate], route: Route) -> Any:
+    async def handler(self: AggregateViewSet, request: Request, **path_args: str) -> HttpResponse:
+        return await self.serve(aggregate_class, route, path_args)
 
-    @staticmethod
-    def _links(request: Request, *, count: int, page: int, page_size: int) -> tuple[str | None, str | None]:
-        url = request.build_absolute_uri()
-        has_next = page * page_size < count
-        next_url = replace_query_param(url, "page", page + 1) if has_next else None
-        if page <= 1:
-            previous_url = None
-        elif page == 2:
-            previous_url = remove_query_param(url, "page")
-        else:
-            # Past the end, point back at the last page that has products.
-            last = max(1, -(-count // page_size))
-            previous_url = replace_query_param(url, "page", min(page - 1, last))
-        return next_url, previous_url
+    handler.__name__ = handler.__qualname__ = name  # DRF's router checks it against the attribute
+    handler.__doc__ = None  # the schema's description is the aggregate's, not this function's
+    parameters: list[Any] = []
+    if route.param is not None:
+        kind = OpenApiTypes.INT if route.python_type is int else OpenApiTypes.STR
+        parameters.append(OpenApiParameter(route.param, kind, OpenApiParameter.PATH))
+    if aggregate_class.query is not None:
+        parameters.append(aggregate_class.query)
+    routed: Any = handler
+    if route.action is not None:
+        routed = action(detail=True, methods=["get"], url_path=route.action, url_name=route.action)(handler)
+    return extend_schema(
+        operation_id=aggregate_class.operation_id,
+        summary=aggregate_class.summary(),
+        description=aggregate_class.description(),
+        parameters=[*parameters, *AGGREGATE_HEADERS],
+        responses={200: aggregate_class.response, **problems(*aggregate_class.error_statuses())},
+        tags=[aggregate_class.tag],
+    )(routed)
 
 
 class UpstreamViewSet(TributaryViewSet):

@@ -13,12 +13,15 @@ from hypothesis import strategies as st
 from rest_framework import fields as f
 from rest_framework import serializers
 
-from api import fastpath
+from api import aggregates, fastpath
 from api import serializers as s
+from api.aggregation import published
 from upstreams.demo import data as demo
 
-INPUTS = [s.SlowData, s.CatalogProduct, s.CatalogPage, s.InventoryStock, s.ReviewsSummary, s.FxRates]
-OUTPUTS = [s.ExternalData, s.MultipleExternalData, s.ProductPage, s.ProductOverview, s.UpstreamList, s.Readiness]
+# Every serializer the declarations use: each published aggregate's fetches validate upstream payloads with the fast
+# path, and its response is represented with it; plus the hand-written views' responses.
+INPUTS = list(dict.fromkeys(fetch.serializer for a in published() for fetch in a.fetches.values()))
+OUTPUTS = list(dict.fromkeys([*(a.response for a in published()), s.UpstreamList, s.Readiness]))
 
 MISSING = object()
 junk = st.one_of(
@@ -154,6 +157,12 @@ def test_fast_representation_equals_drfs(serializer_class: Any, data: st.DataObj
     instance = data.draw(values(serializer_class()))
 
     assert fastpath.represent(serializer_class, instance) == serializer_class(instance).data
+
+
+def test_every_declared_serializer_is_checked() -> None:
+    assert aggregates  # imported for its declarations
+    assert {c.__name__ for c in INPUTS} >= {"SlowData", "CatalogProduct", "CatalogPage", "FxRates"}
+    assert {c.__name__ for c in OUTPUTS} >= {"ExternalData", "ProductPage", "ProductOverview", "UpstreamList"}
 
 
 def test_serializers_with_hooks_are_left_to_drf() -> None:
