@@ -4,8 +4,10 @@ checked by `manage.py check`; and a declaration that cannot be published is refu
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import re
+import subprocess
 import sys
 import types
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ import httpx
 import pytest
 from django.urls import include, path
 from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.renderers import OpenApiJsonRenderer
 
 from api import serializers as s
 from api import views
@@ -130,6 +133,47 @@ async def test_the_recipe_aggregate_is_in_the_schema_as_declared() -> None:
     assert {p["name"]: p["schema"] for p in operation["parameters"] if p["in"] == "path"} == {"id": {"type": "integer"}}
     assert sorted(operation["responses"]) == ["200", "400", "404", "406", "500", "502", "503", "504"]
     assert "OnLoop" not in operation["description"]
+
+
+@pytest.mark.usefixtures("weather")
+async def test_a_client_generated_from_the_schema_calls_the_recipe_aggregate(tmp_path: Path) -> None:
+    """openapi-python-client, as a consumer would run it on the schema `make schema` writes with the recipe added."""
+    schema = SchemaGenerator(patterns=[path("api/", include(api_urlpatterns()))]).get_schema(request=None, public=True)
+    (tmp_path / "schema.json").write_bytes(OpenApiJsonRenderer().render(schema))
+    (tmp_path / "config.yaml").write_text("post_hooks: []\n")
+    generator = Path(sys.executable).with_name("openapi-python-client")
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [
+            *(str(generator), "generate", "--path", "schema.json", "--output-path", "weather_client"),
+            *("--meta", "none", "--config", "config.yaml", "--fail-on-warning"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    sys.path.insert(0, str(tmp_path))
+    try:
+        operation = importlib.import_module("weather_client.api.products.get_product_weather")
+        models = importlib.import_module("weather_client.models")
+        client = importlib.import_module("weather_client.client").Client(base_url="http://127.0.0.1")
+        transport = httpx.ASGITransport(app=asgi.application)
+        client.set_async_httpx_client(httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1"))
+
+        forecast = await operation.asyncio(7, client=client)
+        problem = await operation.asyncio(999999, client=client)
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in [name for name in sys.modules if name.split(".")[0] == "weather_client"]:
+            del sys.modules[name]
+
+    assert isinstance(forecast, models.Forecast)
+    assert (forecast.temperature_c, forecast.conditions) == (11.5, "drizzle")
+    assert isinstance(problem, models.Problem)
+    assert problem.code is models.ProblemCode.NOT_FOUND
 
 
 def test_the_configuration_check_covers_the_recipe_without_a_list_to_edit(recipe: types.ModuleType) -> None:
