@@ -30,6 +30,7 @@ class ExternalData(Aggregate):
     route = "external-data"
     response = s.ExternalData
     tag = "examples"
+    example = {}
     data = Fetch(upstream="slow", path="slow_data", serializer=s.SlowData)
 
     def shape(self, parts: Parts) -> Any:
@@ -46,6 +47,7 @@ class MultipleExternalData(Aggregate):
     route = "multiple-external-data"
     response = s.MultipleExternalData
     tag = "examples"
+    example = {}
     first = Fetch(upstream="slow", path="slow_data_1", serializer=s.SlowData)
     second = Fetch(upstream="slow", path="slow_data_2", serializer=s.SlowData)
     third = Fetch(upstream="slow", path="slow_data_3", serializer=s.SlowData)
@@ -78,6 +80,7 @@ class ProductList(Aggregate):
     query = s.ProductListQuery
     response = s.ProductPage
     tag = "products"
+    example = {"page": 2, "page_size": 2}
     page = Fetch(
         upstream="catalog",
         path="products",
@@ -119,6 +122,7 @@ class ProductOverview(Aggregate):
     query = s.ProductOverviewQuery
     response = s.ProductOverview
     tag = "products"
+    example = {"id": 7, "currency": "GBP"}
 
     product = Fetch(
         upstream="catalog", path="products/{id}", serializer=s.CatalogProduct, not_found="There is no product {id}."

@@ -21,8 +21,9 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
+import orjson
 from django.conf import settings
 from rest_framework import exceptions, serializers
 
@@ -36,6 +37,7 @@ from upstreams import (
     get_registry,
     validate_calls,
 )
+from upstreams.demo import demo_payload
 
 from . import fastpath
 from .problems import error_code, flatten_errors
@@ -159,6 +161,7 @@ class Aggregate:
     response: ClassVar[type[serializers.Serializer]]
     tag: ClassVar[str]
     operation_id: ClassVar[str]
+    example: ClassVar[Mapping[str, Any] | None] = None  # the request's arguments for the schema's example response
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -196,6 +199,36 @@ class Aggregate:
         if cls.fetches:
             statuses |= {502, 503, 504}
         return tuple(sorted(statuses))
+
+    @classmethod
+    def demo_example(cls) -> Any:
+        """The response body to `example` (the request's arguments: path parameter and query), from the demo
+        upstreams' data, as the client would receive it: the schema shows it instead of random values. None without
+        `example`; `LookupError` when a fetch has no demo answer."""
+        if cls.example is None:
+            return None
+        args, results = dict(cls.example), dict[str, Any]()
+        pending = dict(cls.fetches)
+        while pending:  # in dependency order (acyclic: checked at declaration)
+            for name, fetch in list(pending.items()):
+                if all(needed in results for needed in fetch.needs):
+                    del pending[name]
+                    inputs = Inputs(args=args, results={needed: results[needed] for needed in fetch.needs})
+                    if fetch.when is not None and not fetch.when(inputs):
+                        results[name] = None
+                        continue
+                    query = {key: str(value) for key, value in fetch.params(inputs).items()} if fetch.params else None
+                    payload = demo_payload(fetch.upstream, fetch.build_path(inputs), query)
+                    results[name] = validate_payload(fetch.upstream, fetch.serializer, payload)
+        aggregate, parts = cls(), Parts(args=args, results=results)
+        route = cls.parsed_route()
+        url = "https://tributary.example/api/" + route.prefix + "/"
+        if route.param is not None:
+            url += f"{args[route.param]}/" + (f"{route.action}/" if route.action else "")
+        query_args = {key: value for key, value in args.items() if key != route.param}
+        request = _ExampleRequest(url + ("?" + urlencode(query_args) if query_args else ""))
+        data = aggregate.complete(aggregate.shape(parts), parts, request)
+        return orjson.loads(orjson.dumps(fastpath.represent(cls.response, data)))
 
     def complete(self, data: Any, parts: Parts, request: Any) -> Any:
         """A last touch that needs the HTTP request (a page's links); `data` is `shape()`'s result."""
@@ -266,6 +299,16 @@ def validate_payload(upstream: str, serializer_class: type[serializers.Serialize
             fields.setdefault(path or "(root)", error_code(error))  # one code per path: the first
         raise UpstreamPayloadInvalid(upstream, fields)
     return serializer.validated_data
+
+
+@dataclass(frozen=True)
+class _ExampleRequest:
+    """What `Aggregate.complete()` may ask of the request, for a documentation example."""
+
+    url: str
+
+    def build_absolute_uri(self) -> str:
+        return self.url
 
 
 _PUBLISHED: dict[str, type[Aggregate]] = {}  # by operation id, in declaration order

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework import exceptions, serializers
 from rest_framework.decorators import action
@@ -169,6 +169,8 @@ def _action(name: str, aggregate_class: type[Aggregate], route: Route) -> Any:
         parameters.append(OpenApiParameter(route.param, kind, OpenApiParameter.PATH))
     if aggregate_class.query is not None:
         parameters.append(aggregate_class.query)
+    example = aggregate_class.demo_example()
+    examples = [] if example is None else [OpenApiExample("From the demo upstreams", example, response_only=True)]
     routed: Any = handler
     if route.action is not None:
         routed = action(detail=True, methods=["get"], url_path=route.action, url_name=route.action)(handler)
@@ -179,6 +181,7 @@ def _action(name: str, aggregate_class: type[Aggregate], route: Route) -> Any:
         parameters=[*parameters, *AGGREGATE_HEADERS],
         responses={200: aggregate_class.response, **problems(*aggregate_class.error_statuses())},
         tags=[aggregate_class.tag],
+        examples=examples,
     )(routed)
 
 

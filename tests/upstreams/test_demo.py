@@ -22,7 +22,7 @@ import pytest
 import uvicorn
 
 from upstreams import declared
-from upstreams.demo import FAULT_KINDS, DemoApp, DemoOptions, parse_faults
+from upstreams.demo import FAULT_KINDS, DemoApp, DemoOptions, demo_payload, parse_faults
 
 PRODUCT_KEYS = {"id", "sku", "name", "description", "category", "price", "currency", "tags"}
 
@@ -470,3 +470,12 @@ async def test_the_demo_serves_every_upstream_declared_with_a_demo(client: httpx
 def test_a_fault_for_an_upstream_not_declared_with_a_demo_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown demo service 'weather'"):
         parse_faults("weather=503")
+
+
+async def test_demo_payload_is_what_the_service_answers(client: httpx.AsyncClient) -> None:
+    assert demo_payload("catalog", "products/7") == (await client.get("/catalog/products/7")).json()
+    assert demo_payload("catalog", "products", {"page": "2"}) == (await client.get("/catalog/products?page=2")).json()
+    with pytest.raises(LookupError):
+        demo_payload("catalog", "products/999999")
+    with pytest.raises(LookupError):
+        demo_payload("weather", "forecast/AMS-1")

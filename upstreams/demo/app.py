@@ -280,6 +280,19 @@ def _resolve(path: str) -> tuple[_Route, Mapping[str, str]] | None:
     return None
 
 
+def demo_payload(service: str, path: str, query: Mapping[str, str] | None = None) -> Any:
+    """The JSON the demo `service` answers to `GET /<service>/<path>`, without latency or faults: realistic values
+    for documentation examples. `LookupError` when the demo has no such resource (or no such service)."""
+    resolved = _resolve(f"/{service}/{path}")
+    if resolved is None:
+        raise LookupError(f"the demo serves no /{service}/{path}")
+    route, params = resolved
+    response = route.handler(_Call(params=params, query=dict(query or {}), latency_ms=0.0))
+    if response.status != 200:
+        raise LookupError(f"the demo answers /{service}/{path} with {response.status}")
+    return orjson.loads(response.body)
+
+
 class DemoApp:
     """The ASGI 3 application: serves ``http`` scopes, completes ``lifespan`` and ignores anything else."""
 
