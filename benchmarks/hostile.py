@@ -51,6 +51,7 @@ from tests.hostile_upstream import HostileUpstream, hostile_upstream  # noqa: E4
 from tests.servers import free_port  # noqa: E402
 from tests.upstream_double import SMUGGLED, drawing, hostile_faults  # noqa: E402
 
+# Not upstreams.declared: the tree under test may predate it (5ed58ec does); these five are in every version.
 UPSTREAM_NAMES = ("slow", "catalog", "inventory", "reviews", "fx")
 GIB = 1 << 30
 MB = 1 << 20

@@ -125,7 +125,7 @@ async def test_protocol_level_upstream_faults_under_load_never_answer_500(api: A
     from tests.conftest import install_registry
     from tests.hostile_upstream import hostile_upstream
     from tests.upstream_double import SMUGGLED, drawing, hostile_faults
-    from upstreams import aiohttp_transport, close_registry
+    from upstreams import aiohttp_transport, close_registry, declared
 
     drawn: Counter[str] = Counter()
     mode = drawing(hostile_faults(bomb_bytes=BOMB_BYTES), PROTOCOL_MIX, seed=11, drawn=drawn)
@@ -150,7 +150,7 @@ async def test_protocol_level_upstream_faults_under_load_never_answer_500(api: A
             name: {"URL": f"{upstream.url}/{name}", "TIMEOUT": "0.5", "CONNECT_TIMEOUT": "0.2", "RETRIES": "1"}
             | {"BREAKER_FAILURES": "8", "BREAKER_COOLDOWN": "0.2", "MAX_BODY_BYTES": str(1 << 20)}
             | {"COALESCE": "false"}  # each request draws its own fault: one fault shared by 50 would hide the rest
-            for name in ("slow", "catalog", "inventory", "reviews", "fx")
+            for name in declared.names()
         }
         settings.AGGREGATE_DEADLINE = 1.5
         install_registry(settings.UPSTREAMS, aiohttp_transport)
