@@ -74,33 +74,31 @@ class RequestContextMiddleware:
         return response
 
 
-class StaticFilesMiddleware(WhiteNoiseMiddleware):
-    """WhiteNoise, async: a static hit is a dictionary look-up; everything else passes straight through."""
+class _OnLoop:
+    """Mixed in before a library middleware class: async only, so Django calls `__call__` on the loop directly
+    instead of wrapping the class's sync path in a thread hop."""
 
     sync_capable = False
     async_capable = True
 
     def __init__(self, get_response: GetResponse) -> None:
-        super().__init__(get_response)
-        markcoroutinefunction(self)
+        super().__init__(get_response)  # type: ignore[call-arg]  # the library class's __init__
+        self.next: GetResponse = get_response  # typed as what it is here: the async rest of the chain
+        markcoroutinefunction(self)  # type: ignore[type-var]  # the subclass defines the async __call__
+
+
+class StaticFilesMiddleware(_OnLoop, WhiteNoiseMiddleware):
+    """WhiteNoise, async: a static hit is a dictionary look-up; everything else passes straight through."""
 
     async def __call__(self, request: HttpRequest) -> HttpResponseBase:
         static_file = self.files.get(request.path_info)
         if static_file is not None:
             return self.serve(static_file, request)
-        return await self.get_response(request)
+        return await self.next(request)
 
 
-class SecurityMiddleware(DjangoSecurityMiddleware):
+class SecurityMiddleware(_OnLoop, DjangoSecurityMiddleware):
     """Django's SecurityMiddleware (nosniff, HSTS, the https redirect, Referrer-Policy, COOP), with no thread hop."""
-
-    sync_capable = False
-    async_capable = True
-
-    def __init__(self, get_response: GetResponse) -> None:
-        super().__init__(get_response)
-        self.next = get_response
-        markcoroutinefunction(self)
 
     async def __call__(self, request: HttpRequest) -> HttpResponseBase:
         response = self.process_request(request) or await self.next(request)
@@ -108,16 +106,8 @@ class SecurityMiddleware(DjangoSecurityMiddleware):
         return self.process_response(request, response)  # type: ignore[arg-type]
 
 
-class FrameOptionsMiddleware(XFrameOptionsMiddleware):
+class FrameOptionsMiddleware(_OnLoop, XFrameOptionsMiddleware):
     """Django's XFrameOptionsMiddleware (`X-Frame-Options: DENY` unless exempt), with no thread hop."""
-
-    sync_capable = False
-    async_capable = True
-
-    def __init__(self, get_response: GetResponse) -> None:
-        super().__init__(get_response)
-        self.next = get_response
-        markcoroutinefunction(self)
 
     async def __call__(self, request: HttpRequest) -> HttpResponseBase:
         return self.process_response(request, await self.next(request))  # type: ignore[arg-type]
