@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -21,6 +22,7 @@ from upstreams.config import variable_problems
 __all__ = [
     "GLOBAL_UPSTREAM_VARIABLES",
     "ConfigurationProblems",
+    "database_settings",
     "env",
     "env_bool",
     "env_choice",
@@ -134,6 +136,72 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def database_settings(*, sqlite_default: str) -> dict[str, Any]:
+    """Django's `DATABASES["default"]` from `DATABASE_URL`.
+
+    `postgres://user:password@host:port/name` (or `postgresql://`): the PostgreSQL backend on psycopg 3, with
+    Django 5.2's connection pool sized per worker (`DATABASE_POOL_MIN_SIZE`, `DATABASE_POOL_MAX_SIZE`,
+    `DATABASE_POOL_TIMEOUT`).
+    A `host` query parameter names a unix socket directory (`postgres:///name?host=/run/postgresql`); the other
+    query parameters are psycopg connection parameters (`?sslmode=require&application_name=tributary`).
+    `sqlite:///relative/path`, `sqlite:////absolute/path`, or unset: SQLite (unset: `SQLITE_PATH`, else
+    `sqlite_default`), the embedded default that needs nothing installed.
+    Anything else is a problem, and SQLite is returned so the reading goes on.
+    """
+    sqlite = {"ENGINE": "django.db.backends.sqlite3", "NAME": env("SQLITE_PATH", sqlite_default)}
+    raw = os.environ.get("DATABASE_URL", "").strip()
+    if not raw:
+        return sqlite
+    shown = raw
+    try:
+        url = urlsplit(raw)
+        port = url.port
+    except ValueError:
+        url, port = None, None
+    if url is not None and url.password:
+        shown = raw.replace(url.password, "***")
+    if url is None:
+        _problem(f"DATABASE_URL={shown!r} is not a URL (postgres://user:password@host:port/name or sqlite:///path).")
+        return sqlite
+    if url.scheme == "sqlite":
+        path = unquote(url.path[1:] if url.path.startswith("/") else url.path)
+        if url.netloc or not path:
+            _problem(f"DATABASE_URL={shown!r} must be sqlite:///relative/path or sqlite:////absolute/path.")
+            return sqlite
+        return {**sqlite, "NAME": path}
+    if url.scheme not in ("postgres", "postgresql"):
+        _problem(f"DATABASE_URL={shown!r} must start with postgres://, postgresql:// or sqlite:///.")
+        return sqlite
+    name = unquote(url.path.lstrip("/"))
+    query = dict(item.split("=", 1) for item in url.query.split("&") if "=" in item)
+    host = unquote(query.get("host", "")) or unquote(url.hostname or "")
+    if not name:
+        _problem(f"DATABASE_URL={shown!r} must name the database (postgres://user:password@host:port/name).")
+        return sqlite
+    pool_min = env_int("DATABASE_POOL_MIN_SIZE", 1, minimum=0)
+    pool_max = env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=1)
+    if pool_min > pool_max:
+        _problem(f"DATABASE_POOL_MIN_SIZE={pool_min} must not exceed DATABASE_POOL_MAX_SIZE={pool_max}.")
+        pool_min = pool_max
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": name,
+        "USER": unquote(url.username or ""),
+        "PASSWORD": unquote(url.password or ""),
+        "HOST": host,
+        "PORT": str(port or ""),
+        # Per worker process: each worker holds between min_size and max_size connections.
+        "OPTIONS": {
+            **{key: unquote(value) for key, value in query.items() if key != "host"},
+            "pool": {
+                "min_size": pool_min,
+                "max_size": pool_max,
+                "timeout": env_float("DATABASE_POOL_TIMEOUT", 10.0, minimum=0.1),
+            },
+        },
+    }
 
 
 def upstream_settings(names: list[str], *, default_url: str | None) -> dict[str, dict[str, str | None]]:

@@ -12,6 +12,7 @@ from django.core.cache import cache
 from django.test import AsyncClient
 
 from tests.hostile_upstream import HostileUpstream, hostile_upstream
+from tests.postgres_server import postgres_server
 from tests.redis_server import redis_server
 from tests.servers import SwappableApp, serve_in_thread
 from tests.upstream_double import ScriptedUpstream
@@ -115,6 +116,13 @@ def hostile_server() -> Iterator[HostileUpstream]:
 @pytest.fixture(scope="session")
 def redis_server_url() -> Iterator[str]:
     with redis_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL started for the session (tests/postgres_server.py): a postgres:// URL for its superuser."""
+    with postgres_server() as url:
         yield url
 
 

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from config.env import env, env_bool, env_choice, env_float, env_int, env_list, upstream_settings
+from config.env import (
+    database_settings,
+    env,
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    upstream_settings,
+)
 from upstreams import declared
 from upstreams.apps import MIN_AGGREGATE_DEADLINE
 from upstreams.registry import TRANSPORTS
@@ -60,12 +69,8 @@ TEMPLATES = [
     }
 ]
 
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": env("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
-    }
-}
+# DATABASE_URL: postgres://... (psycopg 3, pooled per worker) or sqlite:///path; unset, SQLite (SQLITE_PATH).
+DATABASES = {"default": database_settings(sqlite_default=str(BASE_DIR / "db.sqlite3"))}
 # With REDIS_URL, the response cache and the circuit breakers are shared by every worker and host.
 REDIS_URL = env("REDIS_URL") or None
 CACHES = {
