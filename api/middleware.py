@@ -24,7 +24,7 @@ from django.middleware.security import SecurityMiddleware as DjangoSecurityMiddl
 from django.utils.module_loading import import_string
 from whitenoise.middleware import WhiteNoiseMiddleware
 
-from upstreams import REQUEST_ID_HEADER, request_id
+from upstreams import REQUEST_ID_HEADER, incoming_headers, request_id
 
 from .problems import problem_response
 
@@ -46,6 +46,8 @@ class RequestContextMiddleware:
     """The request's context, before anything else runs.
 
     - Takes the client's `X-Request-ID` (or makes one), exposes it to logs and upstream calls, and returns it.
+    - Exposes the request's headers to upstream calls (`request.headers`, already built for the id: one more context
+      variable set); each upstream forwards only what its `FORWARD_HEADERS` lists.
     - Checks the Host header against ALLOWED_HOSTS up front: Django checks it lazily, at the first
       `get_host()`, which would otherwise surface as an error in the middle of a view.
     """
@@ -58,9 +60,11 @@ class RequestContextMiddleware:
         markcoroutinefunction(self)
 
     async def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        supplied = request.headers.get(REQUEST_ID_HEADER, "")
+        headers = request.headers
+        supplied = headers.get(REQUEST_ID_HEADER, "")
         rid = supplied if _VALID_REQUEST_ID.match(supplied) else uuid.uuid4().hex
         token = request_id.set(rid)
+        headers_token = incoming_headers.set(headers)
         try:
             try:
                 request.get_host()
@@ -69,6 +73,7 @@ class RequestContextMiddleware:
             else:
                 response = await self.get_response(request)
         finally:
+            incoming_headers.reset(headers_token)
             request_id.reset(token)
         response[REQUEST_ID_HEADER] = rid
         return response

@@ -15,7 +15,7 @@ from .config import (
     env_prefix,
     parse_upstreams,
 )
-from .context import REQUEST_ID_HEADER, deadline, remaining, request_id
+from .context import REQUEST_ID_HEADER, deadline, incoming_headers, remaining, request_id
 from .errors import (
     CircuitOpen,
     DeadlineExceeded,
@@ -78,6 +78,7 @@ __all__ = [
     "fan_out",
     "get_registry",
     "httpx_transport",
+    "incoming_headers",
     "is_fault",
     "parse_retry_after",
     "parse_upstreams",

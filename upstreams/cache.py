@@ -11,6 +11,11 @@ Freshness comes from the upstream's `Cache-Control` when it has one (`s-maxage`/
 mean "do not store", `no-cache` means "store, but revalidate every time"), otherwise from the call's TTL or the
 upstream's `CACHE_TTL`.
 
+End-user headers (`FORWARD_HEADERS`): the client keys such a response by the forwarded values (so only requests that
+forwarded identical values share it), and it is stored only if the upstream marked it for shared caches (`public`
+or `s-maxage`). `Vary: *`, or a Vary on a header whose value changes per call and is not in the key (`X-Request-ID`),
+is never stored; every other header we send is the same on every call to the upstream, or forwarded and keyed.
+
 Local-memory caches are called synchronously (a dictionary look-up); any other backend through Django's async API.
 """
 
@@ -24,7 +29,7 @@ from typing import Any
 
 from .config import CachePolicy
 
-__all__ = ["CacheEntry", "ResponseCache", "freshness"]
+__all__ = ["CacheEntry", "ResponseCache", "freshness", "shareable"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,22 @@ def _directives(headers: Mapping[str, str]) -> dict[str, str | None]:
 
 
 MAX_DELTA_SECONDS = 2**31
+
+# Request headers we send with a per-call value that is not part of the cache key.
+_UNKEYED_PER_CALL = frozenset({"x-request-id"})
+
+
+def shareable(headers: Mapping[str, str], *, forwarded: bool) -> bool:
+    """May this response be stored at all? `forwarded`: the request carried end-user headers."""
+    vary = headers.get("vary")
+    if vary is not None:
+        names = {name.strip().lower() for name in vary.split(",")}
+        if "*" in names or names & _UNKEYED_PER_CALL:
+            return False
+    if forwarded:
+        directives = _directives(headers)
+        return "public" in directives or "s-maxage" in directives
+    return True
 
 
 def freshness(headers: Mapping[str, str], *, default_ttl: float) -> float | None:
@@ -97,8 +118,13 @@ class ResponseCache:
         value: Any = cache.get(self.key(url)) if is_local else await cache.aget(self.key(url))
         return value if isinstance(value, CacheEntry) else None
 
-    async def store(self, url: str, body: bytes, headers: Mapping[str, str], *, ttl: float | None) -> float | None:
-        """Store a 200 response as HTTP caching allows; returns its freshness in seconds (None: not stored)."""
+    async def store(
+        self, url: str, body: bytes, headers: Mapping[str, str], *, ttl: float | None, forwarded: bool = False
+    ) -> float | None:
+        """Store a 200 response as HTTP caching allows; returns its freshness in seconds (None: not stored).
+        `url` is the cache key (the client adds the forwarded headers' digest); `forwarded`: see `shareable`."""
+        if not shareable(headers, forwarded=forwarded):
+            return None
         fresh_for = freshness(headers, default_ttl=self.policy.ttl if ttl is None else ttl)
         if fresh_for is None:
             return None
@@ -120,10 +146,12 @@ class ResponseCache:
             await cache.aset(self.key(url), entry, timeout=keep_for)
         return fresh_for
 
-    async def refresh(self, url: str, entry: CacheEntry, headers: Mapping[str, str], *, ttl: float | None) -> None:
+    async def refresh(
+        self, url: str, entry: CacheEntry, headers: Mapping[str, str], *, ttl: float | None, forwarded: bool = False
+    ) -> None:
         """A 304 confirmed `entry`: store it again with the new response's freshness."""
         merged = {"etag": entry.etag or "", **{k.lower(): v for k, v in headers.items()}}
-        await self.store(url, entry.body, merged, ttl=ttl)
+        await self.store(url, entry.body, merged, ttl=ttl, forwarded=forwarded)
 
     def _backend(self) -> tuple[Any, bool]:
         # Looked up once: `caches[alias]` goes through an asgiref Local on every access, which costs more than

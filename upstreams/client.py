@@ -24,6 +24,7 @@ of magnitude slower under concurrency (`benchmarks/transports.py` has the measur
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 import time
@@ -192,6 +193,7 @@ class UpstreamClient:
         }
         # Per phase; the attempt's whole budget is enforced around it in _attempt.
         self._timeouts = httpx.Timeout(config.timeout, connect=config.connect_timeout).as_dict()
+        self._forward = config.forward_headers
         self._closed = False
 
     async def get_json(self, path: str, *, params: QueryParams | None = None) -> Any:
@@ -201,7 +203,8 @@ class UpstreamClient:
     async def fetch_json(self, path: str, *, params: QueryParams | None = None, ttl: float | None = None) -> Fetched:
         """GET `path` through cache, coalescing, retries, breaker and bulkhead; `ttl` overrides CACHE_TTL."""
         url = self._url(path, params)
-        raw, cache_status, entry = await self._cached(url, ttl)
+        forwarded = self._forwarded() if self._forward else None
+        raw, cache_status, entry = await self._cached(url, ttl, forwarded)
         payload = raw.payload if raw.payload is not _UNPARSED else self._decode(raw.body)
         age = entry.age(time.time()) if entry is not None and cache_status in ("hit", "stale") else None
         return Fetched(payload, cache_status, raw.attempts, age=age, error=raw.error)
@@ -229,15 +232,32 @@ class UpstreamClient:
     def is_closed(self) -> bool:
         return self._closed
 
-    async def _cached(self, url: str, ttl: float | None) -> tuple[_Raw, CacheStatus, CacheEntry | None]:
-        entry = await self.cache.get(url)
+    def _forwarded(self) -> dict[str, str] | None:
+        """The end user's values of the headers this upstream forwards (None: the request has none of them)."""
+        incoming = context.incoming_headers.get()
+        if incoming is None:
+            return None
+        forwarded = {}
+        for name in self._forward:
+            value = incoming.get(name)
+            if value is not None and value.isascii() and value.isprintable():
+                forwarded[name] = value
+        return forwarded or None
+
+    async def _cached(
+        self, url: str, ttl: float | None, forwarded: dict[str, str] | None = None
+    ) -> tuple[_Raw, CacheStatus, CacheEntry | None]:
+        # The cache and coalescing key: the URL, plus a digest of the forwarded values (never the values themselves)
+        # so only requests that forwarded identical values share a response, stored or in flight.
+        key = url if forwarded is None else f"{url}\n{_digest(forwarded)}"
+        entry = await self.cache.get(key)
         if entry is not None and entry.is_fresh(time.time()):
             return _Raw(200, entry.body, {}, attempts=0), "hit", entry
         try:
             if self.config.coalesce:
-                raw, shared = await self.flights.run(url, lambda: self._refresh(url, entry, ttl))
+                raw, shared = await self.flights.run(key, lambda: self._refresh(url, key, entry, ttl, forwarded))
             else:
-                raw, shared = await self._refresh(url, entry, ttl), False
+                raw, shared = await self._refresh(url, key, entry, ttl, forwarded), False
         except UpstreamError as exc:
             if entry is not None and is_fault(exc) and entry.stale_usable(time.time(), self.cache.policy):
                 return _Raw(200, entry.body, {}, attempts=0, error=exc), "stale", entry
@@ -246,15 +266,20 @@ class UpstreamClient:
             return raw, "shared", entry
         return raw, ("revalidated" if raw.status == 304 else "miss"), entry
 
-    async def _refresh(self, url: str, entry: CacheEntry | None, ttl: float | None) -> _Raw:
-        """Call the upstream (revalidating `entry` if it has an ETag) and store what may be stored."""
-        headers = {"If-None-Match": entry.etag} if entry is not None and entry.etag else {}
+    async def _refresh(
+        self, url: str, key: str, entry: CacheEntry | None, ttl: float | None, forwarded: dict[str, str] | None
+    ) -> _Raw:
+        """Call the upstream (revalidating `entry` if it has an ETag) and store what may be stored under `key`."""
+        headers = dict(forwarded) if forwarded else {}
+        if entry is not None and entry.etag:
+            headers["If-None-Match"] = entry.etag
         raw = await self._with_retries(url, headers)
+        shared_only = forwarded is not None
         if raw.status == 304 and entry is not None:
-            await self.cache.refresh(url, entry, raw.headers, ttl=ttl)
+            await self.cache.refresh(key, entry, raw.headers, ttl=ttl, forwarded=shared_only)
             return _Raw(304, entry.body, raw.headers, raw.attempts)
         payload = self._decode(raw.body)  # before storing: a body that is not JSON is never cached
-        await self.cache.store(url, raw.body, raw.headers, ttl=ttl)
+        await self.cache.store(key, raw.body, raw.headers, ttl=ttl, forwarded=shared_only)
         return _Raw(raw.status, raw.body, raw.headers, raw.attempts, payload=payload)
 
     async def _with_retries(self, url: str, headers: Mapping[str, str]) -> _Raw:
@@ -398,6 +423,10 @@ class UpstreamClient:
             # An in-memory response (httpx.MockTransport, respx) was read and decoded when it was built.
             return await read_body(_single(response.content), None, limit=limit, upstream=self.name)
         return await read_body(response.aiter_raw(), decoder, limit=limit, upstream=self.name)
+
+
+def _digest(forwarded: Mapping[str, str]) -> str:
+    return hashlib.sha256(repr(sorted((name.lower(), value) for name, value in forwarded.items())).encode()).hexdigest()
 
 
 async def _single(body: bytes) -> AsyncIterator[bytes]:

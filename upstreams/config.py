@@ -56,10 +56,17 @@ KEYS = (
     "CACHE_TTL",
     "STALE_IF_ERROR",
     "COALESCE",
+    "FORWARD_HEADERS",
 )
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+# Never forwarded from the end user: hop-by-hop and framing headers, and our own API key.
+_NEVER_FORWARDED = frozenset(
+    {"connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length", "x-api-key"}
+)
+# Set by the client on every call: forwarding them would replace ours (or break decoding: Accept-Encoding).
+_OWN_HEADERS = frozenset({"user-agent", "accept", "accept-encoding", "x-request-id"})
 
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_CONNECT_TIMEOUT = 2.0
@@ -136,6 +143,8 @@ class UpstreamConfig:
     # Secrets: kept out of repr() so they never reach a log line or a traceback.
     token: str | None = field(default=None, repr=False)
     headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+    # End-user request headers passed on to this upstream (names as configured); none by default.
+    forward_headers: tuple[str, ...] = ()
 
     @property
     def host(self) -> str:
@@ -275,7 +284,15 @@ def parse_upstreams(raw: Mapping[str, Mapping[str, Any]]) -> dict[str, UpstreamC
             ),
             token=parser.optional_str("TOKEN"),
             headers=MappingProxyType(parser.headers("HEADERS")),
+            forward_headers=parser.forward_headers("FORWARD_HEADERS"),
         )
+        set_by_us = _OWN_HEADERS | {header.lower() for header in config.request_headers()}
+        for header in config.forward_headers:
+            if header.lower() in set_by_us:
+                problems.append(
+                    f"{env_prefix(name)}FORWARD_HEADERS: {header} is already set on every call (TOKEN, HEADERS or "
+                    "the client's own): it is not forwarded"
+                )
         if config.connect_timeout > config.timeout:
             problems.append(
                 f"{env_prefix(name)}CONNECT_TIMEOUT ({config.connect_timeout}) must not exceed "
@@ -386,3 +403,23 @@ class _Parser:
             else:
                 headers[header] = header_value
         return headers
+
+    def forward_headers(self, key: str) -> tuple[str, ...]:
+        """`FORWARD_HEADERS` is a comma-separated list of header names (or already a list)."""
+        value = self._get(key)
+        if value is None:
+            return ()
+        items = [str(item) for item in value] if isinstance(value, list | tuple) else str(value).split(",")
+        names: dict[str, str] = {}
+        for item in items:
+            header = item.strip()
+            if not header:
+                continue
+            lowered = header.lower()
+            if not _HEADER_NAME.match(header):
+                self.problems.append(f"{self.prefix}{key}: {header!r} is not a valid header name")
+            elif lowered in _NEVER_FORWARDED or lowered.startswith("proxy-"):
+                self.problems.append(f"{self.prefix}{key}: {header} is never forwarded (hop-by-hop or the API key)")
+            else:
+                names.setdefault(lowered, header)
+        return tuple(names.values())
