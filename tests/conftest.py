@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -16,7 +18,16 @@ from tests.postgres_server import postgres_server
 from tests.redis_server import redis_server
 from tests.servers import SwappableApp, serve_in_thread
 from tests.upstream_double import ScriptedUpstream
-from upstreams import UpstreamRegistry, aiohttp_transport, close_registry, declared, parse_upstreams, set_registry
+from upstreams import (
+    UpstreamClient,
+    UpstreamRegistry,
+    aiohttp_transport,
+    close_registry,
+    declared,
+    get_registry,
+    parse_upstreams,
+    set_registry,
+)
 from upstreams.demo import DemoApp, DemoOptions
 
 
@@ -47,6 +58,19 @@ def install_registry(upstreams: dict[str, dict[str, Any]], transport_factory: An
     _installed.append(registry)
     set_registry(registry)
     return registry
+
+
+async def assert_clean(upstream: Any, client: UpstreamClient | None = None) -> None:
+    """Nothing outlives the request: on the upstream's side (any test upstream with `in_flight`), in our client
+    (by default the registry's client for `slow`), or in the event loop."""
+    deadline = time.monotonic() + 5
+    while upstream.in_flight:
+        assert time.monotonic() < deadline, "the upstream still has a request in flight"
+        await asyncio.sleep(0.01)
+    client = client or get_registry().client("slow")
+    assert client.bulkhead.in_use == 0
+    assert client.flights.in_flight() == 0
+    assert {t for t in asyncio.all_tasks() if t is not asyncio.current_task()} == set()
 
 
 @pytest.fixture

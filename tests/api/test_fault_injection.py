@@ -11,10 +11,9 @@ from typing import Any
 import pytest
 
 from tests.api.helpers import assert_problem
-from tests.conftest import install_registry
+from tests.conftest import assert_clean, install_registry
 from tests.servers import closed_port_url
 from tests.upstream_double import (
-    ScriptedUpstream,
     hang,
     huge,
     json,
@@ -23,7 +22,7 @@ from tests.upstream_double import (
     slow_headers,
     trickle,
 )
-from upstreams import aiohttp_transport, get_registry
+from upstreams import aiohttp_transport
 
 TIMEOUT = 0.5  # UPSTREAM_*_TIMEOUT in the `scripted` fixture
 MARGIN = 1.0  # generous: a loaded CI machine must not make these flaky; a missing timeout would take far longer
@@ -33,18 +32,6 @@ async def timed_get(api: Any, url: str, **headers: str) -> tuple[Any, float]:
     started = time.monotonic()
     response = await api.get(url, headers=headers)
     return response, time.monotonic() - started
-
-
-async def assert_clean(upstream: ScriptedUpstream) -> None:
-    """Nothing outlives the request: on the upstream's side, in our client, or in the event loop."""
-    deadline = time.monotonic() + 5
-    while upstream.in_flight:
-        assert time.monotonic() < deadline, "the upstream still has requests in flight"
-        await asyncio.sleep(0.01)
-    client = get_registry().client("slow")
-    assert client.bulkhead.in_use == 0
-    assert client.flights.in_flight() == 0
-    assert {t for t in asyncio.all_tasks() if t is not asyncio.current_task()} == set()
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from tests.api.helpers import PRODUCT, RATES, REVIEW, STOCK, assert_problem
-from tests.conftest import install_registry
+from tests.conftest import assert_clean, install_registry
 from tests.hostile_upstream import (
     OK_BODY,
     HostileUpstream,
@@ -26,7 +26,7 @@ from tests.hostile_upstream import (
     stall_after,
     watch,
 )
-from upstreams import aiohttp_transport, declared, get_registry
+from upstreams import aiohttp_transport, declared
 
 TIMEOUT = 0.5
 MARGIN = 1.5  # generous: a loaded machine must not make these flaky; a missing timeout would take far longer
@@ -97,17 +97,6 @@ def hostile(hostile_server: HostileUpstream, settings: Any) -> Any:
         return hostile_server
 
     return configure
-
-
-async def assert_clean(upstream: HostileUpstream) -> None:
-    deadline = time.monotonic() + 5
-    while upstream.in_flight:
-        assert time.monotonic() < deadline, "the upstream still has a request in flight"
-        await asyncio.sleep(0.01)
-    client = get_registry().client("slow")
-    assert client.bulkhead.in_use == 0
-    assert client.flights.in_flight() == 0
-    assert {t for t in asyncio.all_tasks() if t is not asyncio.current_task()} == set()
 
 
 @pytest.mark.parametrize(("make_mode", "status", "code"), list(HOSTILE.values()), ids=list(HOSTILE))

@@ -21,6 +21,7 @@ import orjson
 import pytest
 from aiohttp.client_proto import ResponseHandler
 
+from tests.conftest import assert_clean
 from tests.hostile_upstream import (
     OK_BODY,
     HostileUpstream,
@@ -139,17 +140,6 @@ def client_for(upstream: HostileUpstream, **policy: Any) -> UpstreamClient:
     return UpstreamClient(config, transport=aiohttp_transport(config))
 
 
-async def assert_clean(client: UpstreamClient, upstream: HostileUpstream) -> None:
-    """Nothing outlives the call: on the upstream's side, in our client, or in the event loop."""
-    deadline = time.monotonic() + 5
-    while upstream.in_flight:
-        assert time.monotonic() < deadline, "the upstream still has a request in flight"
-        await asyncio.sleep(0.01)
-    assert client.bulkhead.in_use == 0
-    assert client.flights.in_flight() == 0
-    assert {t for t in asyncio.all_tasks() if t is not asyncio.current_task()} == set()
-
-
 @pytest.mark.parametrize(("make_mode", "code"), list(HOSTILE.values()), ids=list(HOSTILE))
 async def test_hostile_upstream_is_the_documented_error_in_time_bounded_and_clean(
     hostile: HostileUpstream, make_mode: Any, code: str
@@ -169,7 +159,7 @@ async def test_hostile_upstream_is_the_documented_error_in_time_bounded_and_clea
     assert elapsed < TIMEOUT + MARGIN
     assert caught.value.code == code
     assert caught.value.upstream == "hostile"
-    await assert_clean(client, hostile)
+    await assert_clean(hostile, client)
 
 
 async def test_the_watch_sees_a_held_loop_and_a_large_allocation() -> None:
@@ -291,7 +281,7 @@ async def test_a_response_meant_for_nobody_is_never_served_to_the_next_request(
     assert second.payload["message"] == "ok"
     assert (third.payload["message"], third.cache) == ("ok", "miss")  # nothing smuggled was cached either
     assert hostile.connections == 2  # the tainted connection was closed, never reused
-    await assert_clean(client, hostile)
+    await assert_clean(hostile, client)
 
 
 async def test_a_partial_response_left_after_a_response_is_dropped_never_completed_by_the_next(
