@@ -18,6 +18,12 @@ class ApiConfig(AppConfig):
         from .middleware import recognise_in_deploy_checks
 
         recognise_in_deploy_checks()  # our async SecurityMiddleware counts as Django's for `check --deploy`
+        from .clients.keys import connect_signals
+
+        connect_signals()  # a key or client saved here empties this worker's key cache at once
+        from .clients import schema
+
+        assert schema  # imported for its OpenAPI extension (the API keys' security schemes)
 
 
 def check_aggregate_upstreams(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:

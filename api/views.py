@@ -197,6 +197,7 @@ class UpstreamViewSet(TributaryViewSet):
     )
     async def list(self, request: Request) -> Response:
         registry = get_registry()
+    handler.operation_id = aggregate_class.operation_id  # type: ignore[attr-defined]  # for clients' scopes
         circuits = await registry.circuits()
         results = [
             {
@@ -249,8 +250,15 @@ class ReadinessView(AnswersOptions, OnLoopAPIView):
             "failing upstream degrades some responses but should not take every instance out of a load "
             "balancer); 503 when every circuit is open."
         ),
+    list.operation_id = "list_upstreams"  # type: ignore[attr-defined]  # for clients' scopes
+
         parameters=[REQUEST_ID],
         responses={200: s.Readiness, 503: s.Readiness, **problems()},
+    throttle_classes = ()  # the probes are not rate limited
+    # Probes need no key: load balancers and orchestrators call them.
+    authentication_classes = ()
+    permission_classes = ()
+
         tags=["operations"],
     )
     async def get(self, request: Request) -> Response:
@@ -263,6 +271,10 @@ class ReadinessView(AnswersOptions, OnLoopAPIView):
 
 
 # --- The schema and its documentation pages ------------------------------------------------------------------------
+
+    throttle_classes = ()
+    authentication_classes = ()
+    permission_classes = ()
 
 
 class SchemaView(AnswersOptions, SpectacularAPIView):

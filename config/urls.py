@@ -1,5 +1,7 @@
-"""URL configuration: the API under /api/, its schema and docs, liveness, and a problem-document 404 for the rest."""
+"""URL configuration: the API under /api/, its schema and docs, liveness, the admin, and a problem-document 404 for
+the rest."""
 
+from django.contrib import admin
 from django.urls import include, path, re_path
 
 from api import problems, views
@@ -11,6 +13,7 @@ urlpatterns = [
     path("api/docs/", views.SwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", views.RedocView.as_view(url_name="schema"), name="redoc"),
     *health_urlpatterns,
+    path("admin/", admin.site.urls),
     # Anything else is a 404 problem document, also with DEBUG on (Django's debug 404 page is HTML).
     re_path(r"^", problems.not_found_view),
 ]

@@ -13,6 +13,7 @@ import respx
 from django.core.cache import cache
 from django.test import AsyncClient
 
+from api.clients import keys
 from tests.hostile_upstream import HostileUpstream, hostile_upstream
 from tests.postgres_server import postgres_server
 from tests.redis_server import redis_server
@@ -33,10 +34,12 @@ from upstreams.demo import DemoApp, DemoOptions
 
 @pytest.fixture(autouse=True)
 async def _fresh_registry() -> AsyncIterator[None]:
-    """Every test starts with new clients, closed circuits and an empty response cache."""
+    """Every test starts with new clients, closed circuits, an empty response cache and an empty API-key cache."""
     set_registry(None)
     cache.clear()
+    keys.reset()
     yield
+    keys.reset()
     await close_registry()
     while _installed:
         await _installed.pop().aclose()

@@ -26,11 +26,11 @@ def hops(monkeypatch: pytest.MonkeyPatch) -> HopCounter:
     original_executor = asyncio.BaseEventLoop.run_in_executor
 
     async def counting_call(self: SyncToAsync, *args: Any, **kwargs: Any) -> Any:  # type: ignore[type-arg]
-        counter.hops.append(f"sync_to_async({getattr(self.func, '__qualname__', self.func)})")
+        counter.hops.append(f"sync_to_async({getattr(self.func, '__qualname__', type(self.func).__name__)})")
         return await original_call(self, *args, **kwargs)
 
     def counting_executor(self: asyncio.BaseEventLoop, executor: Any, func: Any, *args: Any) -> Any:
-        counter.hops.append(f"run_in_executor({getattr(func, '__qualname__', func)})")
+        counter.hops.append(f"run_in_executor({getattr(func, '__qualname__', type(func).__name__)})")
         return original_executor(self, executor, func, *args)
 
     monkeypatch.setattr(SyncToAsync, "__call__", counting_call)

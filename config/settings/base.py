@@ -29,6 +29,11 @@ SECRET_KEY = env("DJANGO_SECRET_KEY", "insecure-local-only-key-never-use-in-prod
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 
 INSTALLED_APPS = [
+    "django.contrib.admin",  # /admin/: clients and their API keys
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
@@ -44,11 +49,15 @@ MIDDLEWARE = [
     "api.middleware.FrameOptionsMiddleware",  # Django's X-Frame-Options, on the loop
     "api.problems.ProblemResponseMiddleware",  # error responses Django or WhiteNoise made: problem documents too
     "api.middleware.StaticFilesMiddleware",
+    "api.admin.AdminOnlyMiddleware",  # sessions, auth and messages (sync: thread hops) for /admin/ only
 ]
 
 # security.W003 (no CsrfViewMiddleware): CSRF abuses a browser's ambient credentials (cookies) on unsafe methods;
 # this API has neither: no sessions, no cookies, GET only. Revisit with client authentication if it uses cookies.
 SILENCED_SYSTEM_CHECKS = ["security.W003"]
+# admin.E408-E410 look for Django's session, authentication and message middleware in MIDDLEWARE: they run for the
+# admin's pages only, inside api.admin.AdminOnlyMiddleware, so the API's requests pay no thread hop for them.
+SILENCED_SYSTEM_CHECKS += ["admin.E408", "admin.E409", "admin.E410"]
 
 ROOT_URLCONF = "config.urls"
 ASGI_APPLICATION = "config.asgi.application"
@@ -65,7 +74,13 @@ TEMPLATES = [
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "DIRS": [],
         "APP_DIRS": True,  # drf-spectacular's Swagger UI / ReDoc pages
-        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",  # the admin's pages
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
     }
 ]
 
@@ -97,9 +112,9 @@ WHITENOISE_AUTOREFRESH = False
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["api.renderers.ORJSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    # A public read-only aggregation API: no sessions, no users, nothing that needs the database per request.
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    # API keys (api/clients/): no sessions, no users; a cached key needs no database query (README "Clients and keys").
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.clients.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["api.clients.authentication.CallerAllowed"],
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "api.problems.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -122,6 +137,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # The schema and its docs pages are public, also where keys are required: a key is entered in Swagger UI.
+    "SERVE_AUTHENTICATION": [],
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {"ProblemCode": "api.problems.PROBLEM_CODE_CHOICES"},  # what generated clients switch on
@@ -130,10 +147,22 @@ SPECTACULAR_SETTINGS = {
         "api.schema.drop_anonymous_security",
     ],
 }
+        "api.clients.schema.document_key_errors",
 
 # --- Upstreams ---------------------------------------------------------------------------------------------------
 
 PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
+# --- Clients and keys (api/clients/) -----------------------------------------------------------------------------
+
+# Anonymous calls: allowed here and in local settings unless true; production.py requires keys unless false.
+API_KEYS_REQUIRED = env_bool("API_KEYS_REQUIRED", False)
+# Per worker: how long a key's verdict (valid, unknown, revoked...) is reused, and how many are kept. A key revoked
+# elsewhere stops working here within the TTL.
+API_KEY_CACHE_TTL = env_float("API_KEY_CACHE_TTL", 30.0, minimum=0.0)
+API_KEY_CACHE_SIZE = env_int("API_KEY_CACHE_SIZE", 10_000, minimum=1)
+# Seconds between the batched writes of keys' last-used times (one query per interval per worker).
+API_KEY_LAST_USED_INTERVAL = env_float("API_KEY_LAST_USED_INTERVAL", 60.0, minimum=0.01)
+
 DEMO_UPSTREAMS = env_bool("DEMO_UPSTREAMS", False)
 DEMO_LATENCY_MS = env_float("DEMO_LATENCY_MS", 100.0)
 DEMO_FAULTS = env("DEMO_FAULTS", "") or ""

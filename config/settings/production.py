@@ -16,6 +16,9 @@ DEBUG = False
 SECRET_KEY = require("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = require_list("DJANGO_ALLOWED_HOSTS")
 
+# Every API call needs a key (README "Clients and keys"); `API_KEYS_REQUIRED=false` opens the API to anonymous calls.
+API_KEYS_REQUIRED = env_bool("API_KEYS_REQUIRED", True)
+
 BEHIND_TLS_PROXY = env_bool("DJANGO_BEHIND_TLS_PROXY", False)
 # Trusted from any peer: the proxy must set it on every request (overwriting the client's), and be the only way in.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS_PROXY else None

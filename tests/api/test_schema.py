@@ -42,9 +42,13 @@ def test_every_operation_has_an_id_and_documents_its_errors_as_problems() -> Non
         for method, operation in operations.items():
             assert operation["operationId"], (method, path)
             assert operation["description"], (method, path)
-            assert "security" not in operation, (method, path)  # no auth: generated clients must not ask for it
             if path in PROBES:
+                assert "security" not in operation, (method, path)  # probes take no key
                 continue  # a probe's 503 is its state report, not a failed request
+            # Every API operation takes a key in either header, and documents the 401 and 403 that come with it.
+            assert operation["security"] == [{"BearerAuth": []}, {"ApiKeyAuth": []}], (method, path)
+            assert "WWW-Authenticate" in operation["responses"]["401"]["headers"], (method, path)
+            assert "403" in operation["responses"], (method, path)
             errors = {code: r for code, r in operation["responses"].items() if code.startswith(("4", "5"))}
             assert "500" in errors, (method, path)
             for code, response in errors.items():
