@@ -8,6 +8,13 @@
 
         def shape(self, parts: Parts) -> dict: ...
 
+A `FetchEach` enriches the items of a previous part ("for each product of the page, its stock"): the items' keys are
+collected and de-duplicated, then fetched in chunks from a batch endpoint (`Batch`: one call per chunk, answers
+mapped back by key, never by position) or one by one, at most `concurrency` at a time. Every chunk or item is an
+ordinary upstream call (cache, coalescing, retries, breaker, bulkhead and the request's deadline apply to each), run
+by a nested fan-out; `Parts.item()` gives `shape()` an item's result, or None and a `missing` entry naming the
+item's path in the response (`results[3].inventory`) when the upstream did not return it or its call failed.
+
 Each `Fetch` becomes one `upstreams.Call`: concurrency, dependencies, the deadline and cancellation are the fan-out's
 job; validating the payload with the fetch's DRF serializer is this module's. A payload that fails validation is an
 `UpstreamPayloadInvalid` (502, or a missing part when optional) naming the failing field paths. A required fetch with
@@ -18,8 +25,8 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
@@ -30,11 +37,13 @@ from rest_framework import exceptions, serializers
 from upstreams import (
     Call,
     Fetched,
+    Freshness,
     UpstreamError,
     UpstreamNotFound,
     UpstreamPayloadInvalid,
     fan_out,
     get_registry,
+    remaining,
     validate_calls,
 )
 from upstreams.demo import demo_payload
@@ -44,7 +53,10 @@ from .problems import error_code, flatten_errors
 
 __all__ = [
     "Aggregate",
+    "Batch",
+    "Enriched",
     "Fetch",
+    "FetchEach",
     "Inputs",
     "Parts",
     "Route",
@@ -88,6 +100,108 @@ class Fetch:
         return self.path.format_map({key: quote(str(value), safe="") for key, value in inputs.args.items()})
 
 
+@dataclass(frozen=True, kw_only=True)
+class Batch:
+    """An upstream's batch endpoint: `GET path?param=k1,k2,...` with at most `size` keys, answering a JSON object
+    whose `results` member lists one object per key it knows, naming its key in `key` (in any order; keys it does
+    not know are left out)."""
+
+    path: str
+    param: str
+    key: str
+    results: str = "items"
+    size: int = 50
+    separator: str = ","
+
+    def __post_init__(self) -> None:
+        if self.size < 1:
+            raise ValueError(f"Batch(size={self.size}): a chunk holds at least one key")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FetchEach:
+    """For each item of a previous part, fetch something by the item's key.
+
+    `of` names the part; `items` takes its validated data to the list of items (default: the data itself); `key`
+    takes an item to its key. With `batch`, keys go to the batch endpoint `batch.size` at a time; otherwise each key
+    is fetched from `path` (a format string with `{key}`, URL-quoted), at most `concurrency` calls at a time (also
+    the number of batch chunks in flight at once). `serializer` validates one key's answer. Always optional: an item
+    that cannot be enriched is reported, never fatal.
+    """
+
+    upstream: str
+    of: str
+    key: Callable[[Any], Hashable]
+    serializer: type[serializers.Serializer]
+    items: Callable[[Any], Sequence[Any]] = lambda data: data
+    batch: Batch | None = None
+    path: str | None = None
+    concurrency: int = 5
+    cache_ttl: float | None = None
+
+    required: ClassVar[bool] = False
+    not_found: ClassVar[None] = None
+
+    def __post_init__(self) -> None:
+        if (self.batch is None) == (self.path is None):
+            raise TypeError("FetchEach takes exactly one of `batch` (a batch endpoint) and `path` (one call per key)")
+        if self.path is not None and "{key}" not in self.path:
+            raise TypeError(f"FetchEach(path={self.path!r}) must contain {{key}}")
+        if self.concurrency < 1:
+            raise ValueError(f"FetchEach(concurrency={self.concurrency}): at least one call at a time")
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return (self.of,)
+
+    def keys(self, data: Any) -> list[Hashable]:
+        """The distinct keys of the part's items, in order of first appearance."""
+        return list(dict.fromkeys(self.key(item) for item in self.items(data)))
+
+    def requests(self, keys: list[Hashable]) -> list[tuple[list[Hashable], str, dict[str, str] | None]]:
+        """One (keys, path, query) per upstream call: a chunk of keys per batch call, or one key per call."""
+        if self.batch is not None:
+            batch = self.batch
+            chunks = [keys[start : start + batch.size] for start in range(0, len(keys), batch.size)]
+            return [(chunk, batch.path, {batch.param: batch.separator.join(map(str, chunk))}) for chunk in chunks]
+        assert self.path is not None
+        return [([key], self.path.format(key=quote(str(key), safe="")), None) for key in keys]
+
+    def answers(self, keys: list[Hashable], payload: Any) -> dict[Hashable, Any]:
+        """The validated answer for each of `keys` the upstream returned (an `UpstreamError` for an invalid one),
+        matched by key: an answer whose key was not asked for is ignored."""
+        if self.batch is None:
+            return {keys[0]: _validated_or_error(self.upstream, self.serializer, payload)}
+        listed = payload.get(self.batch.results) if isinstance(payload, dict) else None
+        if not isinstance(listed, list):
+            raise UpstreamPayloadInvalid(self.upstream, {self.batch.results: "not_a_list"})
+        wanted = {str(key): key for key in keys}  # an answer's key may be typed differently (7 vs "7")
+        found: dict[Hashable, Any] = {}
+        for answer in listed:
+            key = wanted.get(str(answer.get(self.batch.key))) if isinstance(answer, dict) else None
+            if key is not None and key not in found:
+                found[key] = _validated_or_error(self.upstream, self.serializer, answer)
+        return found
+
+
+NOT_RETURNED = "The upstream service returned nothing for this item."
+
+
+@dataclass
+class Enriched:
+    """A `FetchEach` part's result: each key's validated answer, or the error that stands in for it."""
+
+    upstream: str
+    values: dict[Hashable, Any] = field(default_factory=dict)
+    errors: dict[Hashable, UpstreamError] = field(default_factory=dict)
+    fetched: list[Fetched] = field(default_factory=list)
+    calls: int = 0
+    failed_calls: int = 0
+
+    def get(self, key: Hashable) -> Any:
+        return self.values.get(key)
+
+
 @dataclass(frozen=True)
 class Timing:
     """One call's contribution to the Server-Timing header."""
@@ -97,9 +211,12 @@ class Timing:
     seconds: float
     fetched: Fetched | None
     error: UpstreamError | None
+    outcome: str | None = None  # instead of the one derived from `fetched` (an enrichment: its calls)
 
     def header_entry(self) -> str:
-        if self.error is not None:
+        if self.outcome is not None:
+            outcome = self.outcome
+        elif self.error is not None:
             outcome = self.error.code
         elif self.fetched is None:
             outcome = "skipped"
@@ -119,10 +236,32 @@ class Parts:
     missing: list[dict[str, str]] = field(default_factory=list)
     stale: list[dict[str, Any]] = field(default_factory=list)
     timings: list[Timing] = field(default_factory=list)
+    freshness: list[Freshness] = field(default_factory=list)  # one per upstream answer (or failure) used
 
     def get(self, name: str) -> Any:
         """A fetch's validated data, or None when it failed, was skipped, or was not attempted."""
         return self.results.get(name)
+
+    def item(self, name: str, key: Hashable, *, path: str) -> Any:
+        """The answer `FetchEach` part `name` got for `key`, or None; when the upstream did not return it or its
+        call failed, a `missing` entry says so at `path` (the item's field in the response, `results[3].inventory`).
+        When the whole part failed, its one entry in `missing` covers every item."""
+        enriched = self.results.get(name)
+        if not isinstance(enriched, Enriched):
+            return None
+        if key in enriched.values:
+            return enriched.values[key]
+        error = enriched.errors.get(key) or UpstreamNotFound(enriched.upstream, NOT_RETURNED)
+        self.missing.append({**missing_entry(name, error), "path": path})
+        return None
+
+    def cache_control(self, *, private: bool = False) -> str:
+        """The response's `Cache-Control`: the strictest of its parts' (`private` also when the response is for
+        one client); a response with a part missing or stale is not to be reused (max-age=0)."""
+        parts = list(self.freshness)
+        if private:
+            parts = [replace(part, private=True) for part in parts] or [Freshness(0.0, private=True)]
+        return Freshness.strictest(parts).header()
 
     def server_timing(self) -> str:
         return ", ".join(timing.header_entry() for timing in self.timings)
@@ -155,7 +294,7 @@ class Aggregate:
     `"products/{id:int}/weather"`.
     """
 
-    fetches: ClassVar[dict[str, Fetch]] = {}
+    fetches: ClassVar[dict[str, Fetch | FetchEach]] = {}
     route: ClassVar[str | None] = None
     query: ClassVar[type[serializers.Serializer] | None] = None
     response: ClassVar[type[serializers.Serializer]]
@@ -166,7 +305,7 @@ class Aggregate:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         fetches = dict(cls.fetches)
-        fetches.update({name: value for name, value in vars(cls).items() if isinstance(value, Fetch)})
+        fetches.update({name: value for name, value in vars(cls).items() if isinstance(value, Fetch | FetchEach)})
         cls.fetches = fetches
         # Fail at import time, not at the first request, on a name typo in `needs` or a cycle.
         validate_calls([Call(name=n, upstream=f.upstream, run=_never, needs=f.needs) for n, f in fetches.items()])
@@ -213,6 +352,9 @@ class Aggregate:
             for name, fetch in list(pending.items()):
                 if all(needed in results for needed in fetch.needs):
                     del pending[name]
+                    if isinstance(fetch, FetchEach):
+                        results[name] = _demo_enriched(fetch, results[fetch.of])
+                        continue
                     inputs = Inputs(args=args, results={needed: results[needed] for needed in fetch.needs})
                     if fetch.when is not None and not fetch.when(inputs):
                         results[name] = None
@@ -259,12 +401,31 @@ class Aggregate:
             Timing(name, self.fetches[name].upstream, seconds, fetched.get(name), outcome.failures.get(name))
             for name, seconds in outcome.durations.items()
         ]
-        return Parts(args=args, results=outcome.results, missing=missing, stale=stale, timings=timings)
+        freshness = [result.freshness for result in fetched.values()]
+        # A degraded answer is not one to keep: a failed part, a stale one, or an item whose call failed.
+        if missing or stale:
+            freshness.append(Freshness(0.0))
+        for index, timing in enumerate(timings):
+            enriched = outcome.results.get(timing.name)
+            if isinstance(enriched, Enriched):
+                freshness += [result.freshness for result in enriched.fetched]
+                if enriched.failed_calls:
+                    freshness.append(Freshness(0.0))
+                summary = f"{enriched.calls} calls"
+                if enriched.failed_calls:
+                    summary += f" {enriched.failed_calls} failed"
+                timings[index] = Timing(timing.name, timing.upstream, timing.seconds, None, None, outcome=summary)
+        return Parts(
+            args=args, results=outcome.results, missing=missing, stale=stale, timings=timings, freshness=freshness
+        )
 
     def shape(self, parts: Parts) -> Any:
         raise NotImplementedError
 
-    def _call(self, name: str, fetch: Fetch, args: Mapping[str, Any], fetched: dict[str, Fetched]) -> Call:
+    def _call(self, name: str, fetch: Fetch | FetchEach, args: Mapping[str, Any], fetched: dict[str, Fetched]) -> Call:
+        if isinstance(fetch, FetchEach):
+            return Call(name=name, upstream=fetch.upstream, run=_enrichment(fetch), needs=fetch.needs, required=False)
+
         async def run(needed: Mapping[str, Any]) -> Any:
             inputs = Inputs(args=args, results=needed)
             if fetch.when is not None and not fetch.when(inputs):
@@ -281,6 +442,72 @@ class Aggregate:
             return validate_payload(fetch.upstream, fetch.serializer, result.payload)
 
         return Call(name=name, upstream=fetch.upstream, run=run, needs=fetch.needs, required=fetch.required)
+
+
+# The enrichment's own deadline ends this much before the request's (at most): so its calls cut short by the deadline
+# are reported item by item, rather than the whole part being cancelled by the outer fan-out's deadline first.
+ENRICHMENT_DEADLINE_MARGIN = 0.05
+
+
+def _enrichment(each: FetchEach) -> Callable[[Mapping[str, Any]], Any]:
+    """The `run` of a `FetchEach`'s call: a nested fan-out of one call per chunk (or key), each an ordinary
+    upstream call, under what is left of the request's deadline."""
+
+    async def run(needed: Mapping[str, Any]) -> Enriched:
+        keys = each.keys(needed[each.of])
+        enriched = Enriched(each.upstream)
+        if not keys:
+            return enriched
+        client = get_registry().client(each.upstream)
+
+        def call(index: int, chunk: list[Hashable], path: str, query: dict[str, str] | None) -> Call:
+            async def fetch_chunk(_: Mapping[str, Any]) -> dict[Hashable, Any]:
+                result = await client.fetch_json(path, params=query, ttl=each.cache_ttl)
+                enriched.fetched.append(result)
+                return each.answers(chunk, result.payload)
+
+            return Call(name=str(index), upstream=each.upstream, run=fetch_chunk, required=False)
+
+        requests = each.requests(keys)
+        left = remaining() or settings.AGGREGATE_DEADLINE
+        margin = min(ENRICHMENT_DEADLINE_MARGIN, left / 10)
+        outcome = await fan_out(
+            [call(index, *request) for index, request in enumerate(requests)],
+            deadline=max(0.0, left - margin),
+            limit=each.concurrency,
+        )
+        enriched.calls = len(requests)
+        for index, (chunk, _, _) in enumerate(requests):
+            failure = outcome.failures.get(str(index))
+            if failure is not None:
+                enriched.failed_calls += 1
+                enriched.errors.update(dict.fromkeys(chunk, failure))
+                continue
+            for key, answer in outcome.results[str(index)].items():
+                if isinstance(answer, UpstreamError):
+                    enriched.errors[key] = answer
+                else:
+                    enriched.values[key] = answer
+        return enriched
+
+    return run
+
+
+def _validated_or_error(upstream: str, serializer_class: type[serializers.Serializer], payload: Any) -> Any:
+    try:
+        return validate_payload(upstream, serializer_class, payload)
+    except UpstreamPayloadInvalid as exc:
+        return exc
+
+
+def _demo_enriched(each: FetchEach, data: Any) -> Enriched:
+    """What `each` gets from the demo upstreams for the part's `data` (for documentation examples)."""
+    enriched = Enriched(each.upstream)
+    for chunk, path, query in each.requests(each.keys(data)):
+        for key, answer in each.answers(chunk, demo_payload(each.upstream, path, query)).items():
+            if not isinstance(answer, UpstreamError):
+                enriched.values[key] = answer
+    return enriched
 
 
 def validate_payload(upstream: str, serializer_class: type[serializers.Serializer], payload: Any) -> Any:

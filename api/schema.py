@@ -11,7 +11,7 @@ from upstreams import REQUEST_ID_HEADER
 from .problems import PROBLEM_CODES, PROBLEM_CONTENT_TYPE
 from .serializers import Problem
 
-__all__ = ["AGGREGATE_HEADERS", "REQUEST_ID", "drop_anonymous_security", "problems"]
+__all__ = ["AGGREGATE_HEADERS", "NOT_MODIFIED", "REQUEST_ID", "drop_anonymous_security", "problems"]
 
 # What each error status means; the codes that come with it are appended from `PROBLEM_CODES`, so a new code (an
 # upstream error class, an API-level problem) is documented without editing this.
@@ -74,9 +74,37 @@ REQUEST_TIMEOUT = OpenApiParameter(
     description="Seconds this request may take at most, more than 0 and at most 3600: shortens the server's own "
     "deadline, never lengthens it.",
 )
+IF_NONE_MATCH = OpenApiParameter(
+    "If-None-Match",
+    str,
+    OpenApiParameter.HEADER,
+    description="An `ETag` this client holds (or a comma-separated list, or `*`): when the response would have that "
+    "tag, the answer is 304 with no body.",
+)
+ETAG = OpenApiParameter(
+    "ETag",
+    str,
+    OpenApiParameter.HEADER,
+    response=[200, 304],
+    description="A strong entity tag over the response body: send it back in `If-None-Match` to get 304 when the "
+    "body has not changed.",
+)
+CACHE_CONTROL = OpenApiParameter(
+    "Cache-Control",
+    str,
+    OpenApiParameter.HEADER,
+    response=[200, 304],
+    description="How long the response may be reused: the strictest of its upstream parts' (the smallest max-age; "
+    "`private` when a part is private or user-specific, or the response is for an authenticated client; `no-store` "
+    "when a part must not be stored); `max-age=0` when a part is missing or stale.",
+)
+NOT_MODIFIED = OpenApiResponse(
+    description="Not Modified: the request's `If-None-Match` names this response's `ETag`. No body; the same "
+    "`ETag` and `Cache-Control` headers."
+)
 # Every operation answers with X-Request-ID; the 503s of upstream calls can carry Retry-After.
 COMMON_HEADERS = [REQUEST_ID, RETRY_AFTER]
-AGGREGATE_HEADERS = [REQUEST_TIMEOUT, SERVER_TIMING, *COMMON_HEADERS]
+AGGREGATE_HEADERS = [REQUEST_TIMEOUT, IF_NONE_MATCH, SERVER_TIMING, ETAG, CACHE_CONTROL, *COMMON_HEADERS]
 
 
 def drop_anonymous_security(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:

@@ -81,12 +81,22 @@ class MissingPart(serializers.Serializer):
     upstream = serializers.CharField(help_text="The upstream service that part comes from.")
     code = serializers.CharField(help_text="Machine-readable reason, e.g. `upstream_timeout` (see the README).")
     detail = serializers.CharField(help_text="Human-readable reason.")
+    path = serializers.CharField(
+        required=False,
+        help_text="For one item of a list: the field left null, e.g. `results[3].inventory`. Absent when the whole "
+        "part is missing.",
+    )
 
 
-class StalePart(MissingPart):
+class StalePart(serializers.Serializer):
     """A part answered from the last good response because its upstream failed (stale-if-error)."""
 
-    source = serializers.CharField(help_text="The part of the response that is stale.")
+    source = serializers.CharField(  # type: ignore[assignment]  # a declared field, not Field.source
+        help_text="The part of the response that is stale."
+    )
+    upstream = serializers.CharField(help_text="The upstream service that part comes from.")
+    code = serializers.CharField(help_text="Machine-readable reason, e.g. `upstream_timeout` (see the README).")
+    detail = serializers.CharField(help_text="Human-readable reason.")
     age = serializers.FloatField(help_text="Seconds since the stale copy was fetched.")
 
 
@@ -121,12 +131,34 @@ class Product(serializers.Serializer):
     tags = serializers.ListField(child=serializers.CharField())
 
 
+class StockLevel(serializers.Serializer):
+    available = serializers.IntegerField(help_text="Units available.")
+    in_stock = serializers.BooleanField(help_text="Whether any unit is available.")
+
+
+class ProductListItem(Product):
+    """A product of a page, enriched with its stock (inventory, in batches) and rating (reviews, per product)."""
+
+    inventory = StockLevel(
+        allow_null=True, help_text="Null when the inventory service did not return this product (see `missing`)."
+    )
+    average_rating = serializers.FloatField(
+        allow_null=True,
+        help_text="1.0 to 5.0; null when the product has no reviews, or when the reviews service did not answer for "
+        "it (then `missing` has an entry with this field's path).",
+    )
+
+
 @extend_schema_serializer(many=False)
 class ProductPage(serializers.Serializer):
     count = serializers.IntegerField(help_text="Products in the whole catalog.")
     next = serializers.URLField(allow_null=True, help_text="The next page, or null on the last page.")
     previous = serializers.URLField(allow_null=True, help_text="The previous page, or null on the first page.")
-    results = Product(many=True)
+    results = ProductListItem(many=True)
+    missing = MissingPart(
+        many=True, help_text="Items whose stock or rating could not be filled, each with its `path`; empty if none."
+    )
+    stale = StalePart(many=True, help_text="Parts answered from a cached copy because the upstream failed.")
 
 
 class Stock(serializers.Serializer):

@@ -4,6 +4,7 @@ This package never imports the web layer (DRF, adrf, django.http): `api/` builds
 """
 
 from .breaker import BreakerState, CircuitBreaker, is_fault
+from .cache import Freshness
 from .client import Fetched, TransportFactory, UpstreamClient, aiohttp_transport, httpx_transport, parse_retry_after
 from .config import (
     BreakerPolicy,
@@ -51,6 +52,7 @@ __all__ = [
     "DeadlineExceeded",
     "DependencyFailed",
     "Fetched",
+    "Freshness",
     "Outcome",
     "RetryPolicy",
     "TransportFactory",

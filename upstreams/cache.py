@@ -29,7 +29,7 @@ from typing import Any
 
 from .config import CachePolicy
 
-__all__ = ["CacheEntry", "ResponseCache", "freshness", "shareable"]
+__all__ = ["CacheEntry", "Freshness", "ResponseCache", "freshness", "shareable"]
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,50 @@ def freshness(headers: Mapping[str, str], *, default_ttl: float) -> float | None
             # RFC 9111 1.2.2: a larger delta-seconds means 2^31 (and any more would overflow a Redis expiry).
             return float(MAX_DELTA_SECONDS if len(value) > 10 else min(int(value), MAX_DELTA_SECONDS))
     return default_ttl
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How long a payload may be reused by whoever we pass it on to: the upstream's own `Cache-Control` (or our TTL
+    for it), and whether it is for one user only (`private`) or must not be stored at all (`no_store`)."""
+
+    max_age: float
+    private: bool = False
+    no_store: bool = False
+
+    @classmethod
+    def of_response(cls, headers: Mapping[str, str], *, default_ttl: float, private: bool = False) -> Freshness:
+        """From a response's headers; `private`: the request carried end-user headers (forwarded)."""
+        directives = _directives(headers)
+        if "no-store" in directives:
+            return cls(0.0, private=private, no_store=True)
+        private = private or "private" in directives
+        if "no-cache" in directives:
+            return cls(0.0, private=private)
+        ages = [
+            float(min(int(value), MAX_DELTA_SECONDS))
+            for name in ("s-maxage", "max-age")
+            if (value := directives.get(name)) is not None and value.isascii() and value.isdigit() and len(value) <= 10
+        ]
+        return cls(min(ages) if ages else max(0.0, default_ttl), private=private)
+
+    @classmethod
+    def strictest(cls, parts: list[Freshness]) -> Freshness:
+        """The freshness of something made of `parts`: the smallest max-age; private or no-store if any part is."""
+        if not parts:
+            return cls(0.0)
+        return cls(
+            min(part.max_age for part in parts),
+            private=any(part.private for part in parts),
+            no_store=any(part.no_store for part in parts),
+        )
+
+    def header(self) -> str:
+        """As a `Cache-Control` value."""
+        if self.no_store:
+            return "no-store"
+        max_age = f"max-age={int(self.max_age)}"
+        return f"private, {max_age}" if self.private else max_age
 
 
 # Upstreams that have had a response stored in a local-memory cache of this process (which is where such a cache

@@ -44,7 +44,7 @@ import stamina
 from . import context
 from .breaker import Breaker, CircuitBreaker, is_fault
 from .bulkhead import Bulkhead
-from .cache import CacheEntry, ResponseCache
+from .cache import CacheEntry, Freshness, ResponseCache
 from .config import UpstreamConfig
 from .decoding import decoder_for, read_body
 from .errors import (
@@ -85,6 +85,9 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 MIN_ATTEMPT_SECONDS = 0.01
 
 
+_UNKNOWN_FRESHNESS = Freshness(0.0)
+
+
 @dataclass(frozen=True)
 class Fetched:
     """A decoded payload and how it was obtained (for Server-Timing and for reporting stale parts)."""
@@ -94,6 +97,7 @@ class Fetched:
     attempts: int
     age: float | None = None  # seconds, for cached answers
     error: UpstreamError | None = None  # for stale answers: the failure the stale copy stands in for
+    freshness: Freshness = _UNKNOWN_FRESHNESS  # how long whoever we pass it on to may reuse it
 
 
 _UNPARSED: Any = object()
@@ -207,7 +211,21 @@ class UpstreamClient:
         raw, cache_status, entry = await self._cached(url, ttl, forwarded)
         payload = raw.payload if raw.payload is not _UNPARSED else self._decode(raw.body)
         age = entry.age(time.time()) if entry is not None and cache_status in ("hit", "stale") else None
-        return Fetched(payload, cache_status, raw.attempts, age=age, error=raw.error)
+        fresh = self._freshness(raw, cache_status, entry, ttl, private=forwarded is not None)
+        return Fetched(payload, cache_status, raw.attempts, age=age, error=raw.error, freshness=fresh)
+
+    def _freshness(
+        self, raw: _Raw, cache_status: CacheStatus, entry: CacheEntry | None, ttl: float | None, *, private: bool
+    ) -> Freshness:
+        """How long the payload stays fresh for whoever we pass it on to (a response's Cache-Control is built
+        from its parts': see api/aggregation.py). A cached copy: what is left of its freshness; a stale one: none."""
+        if cache_status == "stale":
+            return Freshness(0.0, private=private)
+        if cache_status == "hit" and entry is not None:
+            return Freshness(max(0.0, entry.fresh_until - time.time()), private=private)
+        default_ttl = self.cache.policy.ttl if ttl is None else ttl
+        return Freshness.of_response(raw.headers, default_ttl=default_ttl, private=private)
+
 
     def _decode(self, body: bytes) -> Any:
         try:

@@ -14,6 +14,7 @@ Rules:
   recorded as `DependencyFailed` (raised if they were required).
 - When the deadline passes, pending optional calls fail with `DeadlineExceeded`; a pending required call raises it.
 - If the caller is cancelled (the client went away), every call is cancelled before the cancellation propagates.
+- With `limit`, at most that many calls run at once; the others start, in order, as running ones finish.
 Only `UpstreamError`s are treated as call failures; any other exception is a bug and propagates after cleanup.
 """
 
@@ -68,15 +69,20 @@ def validate_calls(calls: Sequence[Call]) -> None:
         resolved |= ready
 
 
-async def fan_out(calls: Sequence[Call], *, deadline: float) -> Outcome:
-    """Run `calls` as described in the module docstring; `deadline` is in seconds from now."""
+async def fan_out(calls: Sequence[Call], *, deadline: float, limit: int | None = None) -> Outcome:
+    """Run `calls` as described in the module docstring; `deadline` is in seconds from now; `limit`: at most this
+    many calls in flight at once (None: no limit)."""
     validate_calls(calls)
-    return await _FanOut(calls, deadline).run()
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be at least 1, not {limit}")
+    return await _FanOut(calls, deadline, limit).run()
 
 
 class _FanOut:
-    def __init__(self, calls: Sequence[Call], deadline: float) -> None:
+    def __init__(self, calls: Sequence[Call], deadline: float, limit: int | None = None) -> None:
         self.loop = asyncio.get_running_loop()
+        self.limit = limit
+        self.expired = False  # the deadline passed: nothing more starts
         self.ends_at = self.loop.time() + deadline
         self.waiting = list(calls)
         self.running: dict[asyncio.Task[Any], Call] = {}
@@ -104,7 +110,9 @@ class _FanOut:
                 if not deadline.expired():
                     raise  # a call's own TimeoutError (a bug): not the deadline
                 await self._expire_pending()
-                self._start_ready()  # calls that needed the expired ones are not attempted
+                self.expired = True
+                while self.waiting:  # calls that needed the expired ones, or waited for a slot, are not attempted
+                    self._start_ready()
             return self.outcome
         finally:
             context.deadline.reset(token)
@@ -127,7 +135,12 @@ class _FanOut:
             if failed is not None:
                 self.waiting.remove(call)
                 self._fail(call, DependencyFailed(call.upstream, failed))
+            elif self.expired and all(dep in self.outcome.results for dep in call.needs):
+                self.waiting.remove(call)
+                self._fail(call, DeadlineExceeded(call.upstream))
             elif all(dep in self.outcome.results for dep in call.needs):
+                if self.limit is not None and len(self.running) >= self.limit:
+                    continue  # a slot frees when a running call finishes: _start_ready runs again then
                 self.waiting.remove(call)
                 inputs = {dep: self.outcome.results[dep] for dep in call.needs}
                 self.started[call.name] = time.perf_counter()

@@ -144,6 +144,29 @@ async def test_inventory_unknown_sku_is_404(client: httpx.AsyncClient, sku: str)
     assert response.json()["error"] == "not_found"
 
 
+async def test_inventory_batch_answers_known_skus_once_each_and_leaves_unknown_ones_out(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/inventory/stock", params={"skus": "SKU-00003,SKU-99999,SKU-00001,SKU-00003"})
+
+    assert response.status_code == 200
+    items = response.json()["items"]
+    assert [item["sku"] for item in items] == ["SKU-00003", "SKU-00001"]
+    single = (await client.get("/inventory/stock/SKU-00003")).json()
+    assert items[0] == single
+
+
+@pytest.mark.parametrize("query", ["", "?skus=", "?skus=" + ",".join(f"SKU-{i:05d}" for i in range(1, 102))])
+async def test_inventory_batch_without_skus_or_with_too_many_is_400(client: httpx.AsyncClient, query: str) -> None:
+    response = await client.get(f"/inventory/stock{query}")
+
+    assert response.status_code == 400
+
+
+def test_demo_payload_serves_the_batch_endpoint() -> None:
+    assert demo_payload("inventory", "stock", {"skus": "SKU-00002"})["items"][0]["sku"] == "SKU-00002"
+
+
 async def test_reviews_summary_ratings_and_products_without_reviews(client: httpx.AsyncClient) -> None:
     summaries = [await get_json(client, f"/reviews/products/{i}/summary") for i in range(1, 121)]
 

@@ -222,3 +222,45 @@ async def test_a_bug_in_a_call_propagates_after_cancelling_the_others() -> None:
 def test_invalid_declarations_are_rejected(calls: list[Call], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         validate_calls(calls)
+
+
+async def test_limit_runs_at_most_that_many_calls_at_once_and_all_of_them_in_the_end() -> None:
+    running, peak = 0, 0
+
+    def counted(result: int) -> Any:
+        async def run(needed: Mapping[str, Any]) -> Any:
+            nonlocal running, peak
+            running += 1
+            peak = max(peak, running)
+            await asyncio.sleep(0.001 * (result % 3))
+            running -= 1
+            return result
+
+        return run
+
+    outcome = await fan_out([call(f"c{i}", counted(i), required=False) for i in range(12)], deadline=5, limit=3)
+
+    assert peak == 3
+    assert outcome.results == {f"c{i}": i for i in range(12)}
+
+
+async def test_calls_still_waiting_for_a_slot_at_the_deadline_are_deadline_exceeded_not_started() -> None:
+    started: list[str] = []
+
+    def hanging(name: str) -> Any:
+        async def run(needed: Mapping[str, Any]) -> Any:
+            started.append(name)
+            await asyncio.sleep(10)
+
+        return run
+
+    outcome = await fan_out([call(f"c{i}", hanging(f"c{i}"), required=False) for i in range(4)], deadline=0.05, limit=2)
+
+    assert started == ["c0", "c1"]
+    assert set(outcome.failures) == {"c0", "c1", "c2", "c3"}
+    assert all(isinstance(error, DeadlineExceeded) for error in outcome.failures.values())
+
+
+def test_limit_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="limit"):
+        asyncio.run(fan_out([], deadline=1, limit=0))

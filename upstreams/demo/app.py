@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -42,6 +42,7 @@ TIMEOUT_FAULT_CAP_S: Final = 3600.0
 REQUEST_ID_HISTORY: Final = 1000
 DEFAULT_PAGE_SIZE: Final = 20
 MAX_PAGE_SIZE: Final = 100
+MAX_BATCH_KEYS: Final = 100  # SKUs per `GET /inventory/stock?skus=...`
 # Far past the last page, yet small enough that int() never meets a pathological number of digits.
 MAX_PAGE: Final = 1_000_000
 
@@ -136,6 +137,10 @@ class DemoStats:
     max_in_flight: int = 0
     disconnects: int = 0
     request_ids: deque[tuple[str, str | None]] = field(default_factory=lambda: deque(maxlen=REQUEST_ID_HISTORY))
+    # The same per service (the path's first segment): calls, and the most in flight at once.
+    service_requests: Counter[str] = field(default_factory=Counter)
+    service_in_flight: Counter[str] = field(default_factory=Counter)
+    service_max_in_flight: Counter[str] = field(default_factory=Counter)
 
     def reset(self) -> None:
         """Forget everything but the requests still running, so ``in_flight`` stays true when they finish."""
@@ -143,17 +148,24 @@ class DemoStats:
         self.max_in_flight = self.in_flight
         self.disconnects = 0
         self.request_ids.clear()
+        self.service_requests.clear()
+        self.service_max_in_flight = Counter(self.service_in_flight)
 
     @contextmanager
     def track(self, *, path: str, request_id: str | None) -> Iterator[None]:
+        service = path.split("/", 2)[1] if path.count("/") >= 1 else ""
         self.requests += 1
         self.request_ids.append((path, request_id))
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        self.service_requests[service] += 1
+        self.service_in_flight[service] += 1
+        self.service_max_in_flight[service] = max(self.service_max_in_flight[service], self.service_in_flight[service])
         try:
             yield
         finally:
             self.in_flight -= 1
+            self.service_in_flight[service] -= 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +242,14 @@ def _stock(call: _Call) -> _Response:
     return _found_or_404(found, f"no stock for sku {sku!r}")
 
 
+def _stock_batch(call: _Call) -> _Response:
+    """`GET /stock?skus=a,b,c`: the stock of every SKU it knows, as `{"items": [...]}`; unknown ones are left out."""
+    skus = [sku for sku in call.query.get("skus", "").split(",") if sku]
+    if not skus or len(skus) > MAX_BATCH_KEYS:
+        return _json(400, {"error": "bad_request", "detail": f"skus must name 1 to {MAX_BATCH_KEYS} SKUs"})
+    return _json(200, {"items": data.stocks(skus)})
+
+
 def _review_summary(call: _Call) -> _Response:
     text = call.params["product_id"]
     product_id = _path_id(text)
@@ -265,6 +285,7 @@ _ROUTES: Final = (
     _route("catalog", r"/catalog/products", 0.5, _product_list),
     _route("catalog", r"/catalog/products/(?P<product_id>[^/]+)", 0.5, _product_detail),
     _route("inventory", r"/inventory/stock/(?P<sku>[^/]+)", 0.3, _stock),
+    _route("inventory", r"/inventory/stock", 0.3, _stock_batch),
     _route("reviews", r"/reviews/products/(?P<product_id>[^/]+)/summary", 0.8, _review_summary),
     _route("fx", r"/fx/rates/(?P<base>[^/]+)", 0.2, _fx_rates),
 )

@@ -153,6 +153,12 @@ def stock(sku: str) -> Stock | None:
     }
 
 
+def stocks(skus: list[str]) -> list[Stock]:
+    """The stock of each known SKU, in the order asked, once each; unknown SKUs are left out (a batch endpoint
+    answers what it knows, and the caller maps answers back by SKU)."""
+    return [found for sku in dict.fromkeys(skus) if (found := stock(sku)) is not None]
+
+
 def review_summary(product_id: int) -> ReviewSummary | None:
     if not 1 <= product_id <= PRODUCT_COUNT:
         return None
