@@ -88,7 +88,8 @@ API_PROBLEMS: dict[str, int] = {
     "request_timeout": 408,  # config/http.py: the request did not arrive in time (answered before the app)
     "request_body_too_large": 413,
     "request_header_too_large": 431,  # config/http.py: the request line and headers are over the limit
-    "throttled": 429,  # DRF's, for throttle classes (none is configured yet)
+    "rate_limited": 429,  # api/clients/ratelimit.py: over the caller's rate limit
+    "throttled": 429,  # DRF's, for other throttle classes (none is configured)
     "internal_error": 500,
 }
 

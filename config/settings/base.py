@@ -118,6 +118,8 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "api.problems.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Per-client rate limits (RATE_LIMIT*, below); the health probes and the docs pages opt out.
+    "DEFAULT_THROTTLE_CLASSES": ["api.clients.ratelimit.ClientRateThrottle"],
 }
 
 SPECTACULAR_SETTINGS = {
@@ -135,23 +137,21 @@ SPECTACULAR_SETTINGS = {
     # (3.0's `nullable` beside `allOf` is read differently by different tools).
     "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "SWAGGER_UI_DIST": "SIDECAR",
-    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     # The schema and its docs pages are public, also where keys are required: a key is entered in Swagger UI.
     "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {"ProblemCode": "api.problems.PROBLEM_CODE_CHOICES"},  # what generated clients switch on
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "api.schema.drop_anonymous_security",
+        "api.clients.ratelimit.document_rate_limits",  # 429 and the RateLimit fields on every limited operation
+        "api.clients.schema.document_key_errors",
     ],
 }
-        "api.clients.schema.document_key_errors",
 
-# --- Upstreams ---------------------------------------------------------------------------------------------------
-
-PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
 # --- Clients and keys (api/clients/) -----------------------------------------------------------------------------
 
 # Anonymous calls: allowed here and in local settings unless true; production.py requires keys unless false.
@@ -163,6 +163,9 @@ API_KEY_CACHE_SIZE = env_int("API_KEY_CACHE_SIZE", 10_000, minimum=1)
 # Seconds between the batched writes of keys' last-used times (one query per interval per worker).
 API_KEY_LAST_USED_INTERVAL = env_float("API_KEY_LAST_USED_INTERVAL", 60.0, minimum=0.01)
 
+# --- Upstreams ---------------------------------------------------------------------------------------------------
+
+PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
 DEMO_UPSTREAMS = env_bool("DEMO_UPSTREAMS", False)
 DEMO_LATENCY_MS = env_float("DEMO_LATENCY_MS", 100.0)
 DEMO_FAULTS = env("DEMO_FAULTS", "") or ""
@@ -175,6 +178,16 @@ declared.apply_defaults(UPSTREAMS, demo_url=DEMO_URL if DEMO_UPSTREAMS else None
 UPSTREAM_TRANSPORT = env_choice("UPSTREAM_TRANSPORT", "aiohttp", choices=tuple(TRANSPORTS))
 # The whole request's budget for its upstream calls, in seconds.
 AGGREGATE_DEADLINE = env_float("AGGREGATE_DEADLINE", 10.0, minimum=MIN_AGGREGATE_DEADLINE)
+
+# --- Rate limits (api/clients/ratelimit.py) -------------------------------------------------------------------------
+
+# Requests per RATE_LIMIT_PERIOD seconds: for each client (unless its own `rate_limit` says otherwise), and for each
+# client IP of anonymous callers. 0: no limit. Shared by every worker and host with REDIS_URL, else per worker.
+RATE_LIMIT = env_int("RATE_LIMIT", 600, maximum=1_000_000)
+RATE_LIMIT_PERIOD = env_int("RATE_LIMIT_PERIOD", 60, minimum=1, maximum=86_400)
+RATE_LIMIT_ANONYMOUS = env_int("RATE_LIMIT_ANONYMOUS", 60, maximum=1_000_000)
+# Per worker, without Redis (or while it is unreachable): callers tracked at most (idle ones are dropped first).
+RATE_LIMIT_MAX_KEYS = env_int("RATE_LIMIT_MAX_KEYS", 50_000, minimum=100)
 
 LOGGING = {
     "version": 1,

@@ -14,6 +14,7 @@ UPSTREAMS = {
     name: {"URL": f"http://{name}.upstream.test", "TIMEOUT": "2", "CONNECT_TIMEOUT": "1"} for name in declared.names()
 }
 AGGREGATE_DEADLINE = 5.0
+RATE_LIMIT = RATE_LIMIT_ANONYMOUS = 0  # no limit: the tests of rate limits set their own
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 
 raise_problems(globals())  # last: every problem in the configuration, at once
