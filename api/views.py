@@ -7,6 +7,7 @@ a problem document.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -30,7 +31,7 @@ from . import serializers as s
 from .aggregation import Aggregate, Parts, Route, published
 from .onloop import OnLoopAPIView
 from .renderers import ORJSONRenderer
-from .schema import AGGREGATE_HEADERS, REQUEST_ID, problems
+from .schema import AGGREGATE_HEADERS, NOT_MODIFIED, REQUEST_ID, problems
 
 __all__ = [
     "AggregateViewSet",
@@ -91,18 +92,40 @@ class TributaryViewSet(AnswersOptions, OnLoopAPIView, ViewSet):
     async def aggregate(self, aggregate: Aggregate, args: Mapping[str, Any]) -> tuple[Any, Parts]:
         return await aggregate.build(args, deadline=self.requested_deadline())
 
-    @staticmethod
-    def respond(data: Any, parts: Parts, serializer_class: type[serializers.Serializer]) -> HttpResponse:
-        """The shaped body as JSON, with one Server-Timing entry per upstream call (the browser's waterfall).
+    def respond(self, data: Any, parts: Parts, serializer_class: type[serializers.Serializer]) -> HttpResponse:
+        """The shaped body as JSON, with one Server-Timing entry per upstream call (the browser's waterfall), its
+        freshness (`Cache-Control`, the strictest of its parts') and a strong `ETag` over the body; a request whose
+        `If-None-Match` names that tag gets 304 with the same headers and no body.
 
         Rendered here, straight into Django's response: content negotiation already chose JSON (it is the only
         renderer), and a DRF `Response` would only be rendered and copied into one later.
         """
-        return HttpResponse(
-            _JSON.render(fastpath.represent(serializer_class, data)),
-            content_type=_JSON.media_type,
-            headers={"Server-Timing": parts.server_timing()},
-        )
+        body = _JSON.render(fastpath.represent(serializer_class, data))
+        headers = {
+            "Server-Timing": parts.server_timing(),
+            "Cache-Control": parts.cache_control(private=self.request.auth is not None),
+            "ETag": entity_tag(body),
+        }
+        if if_none_match(self.request.headers.get("If-None-Match"), headers["ETag"]):
+            response = HttpResponse(status=304, headers=headers)
+            del response["Content-Type"]  # a 304 has no content to have a type
+            return response
+        return HttpResponse(body, content_type=_JSON.media_type, headers=headers)
+
+
+def entity_tag(body: bytes) -> str:
+    """A strong entity tag for these exact bytes (RFC 9110 8.8.3): 128 bits of BLAKE2b."""
+    return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+
+
+def if_none_match(header: str | None, etag: str) -> bool:
+    """Does `If-None-Match` name `etag` (or `*`)? The weak comparison RFC 9110 13.1.2 asks for: `W/"x"` matches
+    `"x"`. Anything unparsable in the list is ignored."""
+    if header is None:
+        return False
+    if header.strip() == "*":
+        return True
+    return any(tag.strip().removeprefix("W/") == etag for tag in header.split(","))
 
 
 REQUEST_TIMEOUT_HEADER = "Request-Timeout"
@@ -180,7 +203,7 @@ def _action(name: str, aggregate_class: type[Aggregate], route: Route) -> Any:
         summary=aggregate_class.summary(),
         description=aggregate_class.description(),
         parameters=[*parameters, *AGGREGATE_HEADERS],
-        responses={200: aggregate_class.response, **problems(*aggregate_class.error_statuses())},
+        responses={200: aggregate_class.response, 304: NOT_MODIFIED, **problems(*aggregate_class.error_statuses())},
         tags=[aggregate_class.tag],
         examples=examples,
     )(routed)
