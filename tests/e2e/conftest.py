@@ -149,3 +149,50 @@ def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The service's base URL (``http://127.0.0.1:<port>``); its upstreams are the demo process."""
     with running_service(tmp_path_factory.mktemp("live_service")) as url:
         yield url
+
+
+@dataclass(frozen=True)
+class KeyedService:
+    """A service that requires API keys, its database, and a key made for it by `manage.py create_api_key`."""
+
+    url: str
+    key: str
+    env: Mapping[str, str]
+
+    def manage(self, *args: str) -> str:
+        """Run a management command against the service's database; its standard output."""
+        return _manage(list(args), env=self.env)
+
+
+def _manage(args: list[str], *, env: Mapping[str, str]) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=REPO_ROOT, env=dict(env), capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+@contextmanager
+def keyed_service(logs: Path, *, database_url: str, env: Mapping[str, str] | None = None) -> Iterator[KeyedService]:
+    """The service with `API_KEYS_REQUIRED=true` on `database_url`, migrated, with one client key made from the
+    command line, as an operator would (`env`: more of the service's environment, e.g. production's)."""
+    # A short key-cache TTL, so a revocation from another process shows within seconds.
+    env = {**(env or {}), "API_KEYS_REQUIRED": "true", "DATABASE_URL": database_url, "API_KEY_CACHE_TTL": "2"}
+    command_env = {**_subprocess_env(demo_url="http://127.0.0.1:9"), **env}
+    _manage(["migrate", "--no-input", "--verbosity", "0"], env=command_env)
+    key = _manage(["create_api_key", "e2e-client", "--name", "e2e"], env=command_env).strip()
+    with running_service(logs, env=env) as url:
+        yield KeyedService(url=url, key=key, env=command_env)
+
+
+@pytest.fixture(scope="session")
+def keyed_sqlite_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeyedService]:
+    logs = tmp_path_factory.mktemp("keyed_sqlite_service")
+    with keyed_service(logs, database_url=f"sqlite:///{logs / 'db.sqlite3'}") as service:
+        yield service
+
+
+@pytest.fixture(scope="session")
+def keyed_postgres_service(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Iterator[KeyedService]:
+    with keyed_service(tmp_path_factory.mktemp("keyed_postgres_service"), database_url=postgres_url) as service:
+        yield service

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -17,6 +18,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
+from tests.e2e.conftest import KeyedService
 
 pytestmark = pytest.mark.e2e
 
@@ -75,7 +78,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GeneratedPac
 
 @pytest.fixture
 def client(generated: GeneratedPackage, live_service: str) -> Iterator[Any]:
-    # The plain Client, not AuthenticatedClient: the API needs no credentials.
+    # The plain Client: the live service allows anonymous calls (local settings); the keyed one is tested below.
     with generated.module("client").Client(
         base_url=live_service, raise_on_unexpected_status=True, timeout=10.0
     ) as api_client:
@@ -136,12 +139,42 @@ def test_product_list_page_parses_into_generated_models(generated: GeneratedPack
     assert isinstance(page.next_, str)
 
 
-def test_generated_calls_need_no_credentials(generated: GeneratedPackage) -> None:
-    # The API has no authentication: a `security` entry would make every call demand an AuthenticatedClient.
+def test_generated_calls_take_the_authenticated_client(generated: GeneratedPackage) -> None:
+    # The schema's security schemes make every API call take the generated AuthenticatedClient (Bearer token).
     import inspect
 
     overview = generated.module("api.products.get_product_overview")
     annotation = str(inspect.signature(overview.sync_detailed).parameters["client"].annotation)
 
-    # With `security` it is `AuthenticatedClient` alone; without, the plain Client is accepted too.
-    assert f"{generated.name}.client.Client" in annotation
+    assert f"{generated.name}.client.AuthenticatedClient" in annotation
+
+
+def test_authenticated_client_against_a_service_that_requires_keys(
+    generated: GeneratedPackage, keyed_postgres_service: KeyedService
+) -> None:
+    """PostgreSQL, keys required, the key made by `create_api_key`: what a production client does."""
+    client_module = generated.module("client")
+    overview = generated.module("api.products.get_product_overview")
+    problem = generated.module("models.problem")
+    url = keyed_postgres_service.url
+
+    with client_module.AuthenticatedClient(base_url=url, token=keyed_postgres_service.key, timeout=10.0) as client:
+        response = overview.sync_detailed(7, client=client)
+        assert response.status_code == HTTPStatus.OK, response.content
+        assert response.parsed.sku == "SKU-00007"
+
+    with client_module.AuthenticatedClient(base_url=url, token="tb_wrong", timeout=10.0) as client:
+        refused = overview.sync_detailed(7, client=client)
+        assert refused.status_code == HTTPStatus.UNAUTHORIZED
+        assert isinstance(refused.parsed, problem.Problem)
+        assert refused.parsed.code.value == "authentication_failed"
+        assert refused.headers["WWW-Authenticate"] == 'Bearer realm="tributary", error="invalid_token"'
+
+    # Revoked by command (another process): refused once this worker's cache entry expires.
+    keyed_postgres_service.manage("revoke_api_key", keyed_postgres_service.key)
+    with client_module.AuthenticatedClient(base_url=url, token=keyed_postgres_service.key, timeout=10.0) as client:
+        deadline = time.monotonic() + 30
+        while (status := overview.sync_detailed(7, client=client).status_code) == HTTPStatus.OK:
+            assert time.monotonic() < deadline, "the revoked key still works after 30 s"
+            time.sleep(0.2)
+        assert status == HTTPStatus.UNAUTHORIZED

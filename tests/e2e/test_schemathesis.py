@@ -22,13 +22,14 @@ import os
 import secrets
 import subprocess
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import REPO_ROOT, running_service
+from tests.e2e.conftest import REPO_ROOT, keyed_service, running_service
 
 pytestmark = pytest.mark.e2e
 
@@ -37,11 +38,14 @@ MAX_EXAMPLES = 25  # per operation and phase
 RUN_TIMEOUT = 300.0  # seconds; a run takes about 10 s: longer is a hang
 HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
 
+# Local settings allow anonymous calls (API_KEYS_REQUIRED is off there, by design): schemathesis' `ignored_auth`
+# check, which expects the schema's security to be enforced, runs against production's settings only.
+ANONYMOUS_ALLOWED = ["--exclude-checks", "not_a_server_error,ignored_auth"]
 SETTINGS: dict[str, tuple[dict[str, str], list[str]]] = {
     # name: (the service's environment, extra schemathesis arguments)
-    "local": ({}, []),
+    "local": ({}, ANONYMOUS_ALLOWED),
     # DEBUG changes no response: Django's debug pages never reach a client (api.problems.ProblemResponseMiddleware).
-    "local-debug": ({"DJANGO_DEBUG": "true"}, []),
+    "local-debug": ({"DJANGO_DEBUG": "true"}, ANONYMOUS_ALLOWED),
     "production": (
         {
             "DJANGO_SETTINGS_MODULE": "config.settings.production",
@@ -49,7 +53,7 @@ SETTINGS: dict[str, tuple[dict[str, str], list[str]]] = {
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
             "DJANGO_BEHIND_TLS_PROXY": "true",
         },
-        ["--header", "X-Forwarded-Proto: https"],
+        ["--exclude-checks", "not_a_server_error", "--header", "X-Forwarded-Proto: https"],
     ),
 }
 
@@ -59,12 +63,20 @@ def test_the_service_passes_every_schemathesis_check(settings_name: str, tmp_pat
     service_env, extra_args = SETTINGS[settings_name]
     schema = REPO_ROOT / "openapi" / "schema.yaml"
     command = [sys.executable, "-m", "schemathesis.cli", "--no-color", "run", str(schema)]
-    command += ["--checks", "all", "--exclude-checks", "not_a_server_error"]  # replaced by the hooks' version
+    command += ["--checks", "all"]  # not_a_server_error is excluded: the hooks replace it with their version
     command += ["--seed", str(SEED), "--max-examples", str(MAX_EXAMPLES), "--workers", "2"]
     command += ["--request-timeout", "20", "--generation-database", "none", *extra_args]
     env = {**os.environ, "SCHEMATHESIS_HOOKS": str(HOOKS)}
 
-    with running_service(tmp_path, env=service_env) as url:
+    with ExitStack() as stack:
+        if service_env.get("DJANGO_SETTINGS_MODULE") == "config.settings.production":
+            # Production requires API keys: one made by `create_api_key`, sent with every request.
+            keyed = stack.enter_context(
+                keyed_service(tmp_path, database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}", env=service_env)
+            )
+            url, command = keyed.url, [*command, "--header", f"Authorization: Bearer {keyed.key}"]
+        else:
+            url = stack.enter_context(running_service(tmp_path, env=service_env))
         result = subprocess.run(
             [*command, "--url", url],
             cwd=tmp_path,  # schemathesis keeps its files in the working directory

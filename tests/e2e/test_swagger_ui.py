@@ -17,6 +17,8 @@ import pytest
 import yaml
 from playwright.sync_api import Page, Request, expect, sync_playwright
 
+from tests.e2e.conftest import KeyedService
+
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -129,3 +131,36 @@ def test_redoc_renders_every_operation_from_the_service_alone(page: Page, live_s
     ]
     assert off_host == [], f"requests left the loopback host (fonts, a CDN?): {off_host}"
     assert failed == [], f"requests failed: {failed}"
+
+
+def test_swagger_ui_authorize_sends_the_key_to_an_api_that_requires_one(
+    page: Page, keyed_sqlite_service: KeyedService
+) -> None:
+    base = keyed_sqlite_service.url
+    page.goto(f"{base}/api/docs/")
+    overview = page.locator("#operations-products-get_product_overview")
+    overview.locator(".opblock-summary-control").click()
+    overview.get_by_role("button", name="Try it out").click()
+    overview.locator('tr[data-param-name="id"] input').fill("7")
+
+    # Without a key: the API's 401, shown by Swagger UI.
+    overview.get_by_role("button", name="Execute").click()
+    live_response = overview.locator(".live-responses-table .response")
+    expect(live_response.locator(".response-col_status")).to_have_text("401")
+    expect(live_response.locator(".response-col_description")).to_contain_text("not_authenticated")
+
+    # Authorize with the key (the Bearer scheme), as a reader of the docs would.
+    page.locator(".auth-wrapper button.authorize").click()
+    dialog = page.locator(".dialog-ux .modal-ux")
+    expect(dialog).to_be_visible()
+    dialog.locator('input[aria-label="auth-bearer-value"]').fill(keyed_sqlite_service.key)
+    bearer = dialog.locator(".auth-container").filter(has_text="BearerAuth")
+    bearer.get_by_role("button", name="Apply credentials").click()
+    expect(bearer.locator("button", has_text="Logout")).to_be_visible()  # Swagger UI's sign of an applied key
+    dialog.locator("button.close-modal").click()
+
+    with page.expect_request(lambda request: urlsplit(request.url).path == "/api/products/7/") as sent:
+        overview.get_by_role("button", name="Execute").click()
+    assert sent.value.headers["authorization"] == f"Bearer {keyed_sqlite_service.key}"
+    expect(live_response.locator(".response-col_status")).to_have_text("200")
+    expect(live_response.locator(".response-col_description")).to_contain_text("SKU-00007")
