@@ -7,13 +7,19 @@ Django's classes, request by request and setting by setting, and runs Django's o
 (tests/middleware/ of the installed version's sdist) against them. Django's deploy checks look for Django's class
 paths in MIDDLEWARE; `recognise_in_deploy_checks()` (called by the app's `ready()`) makes them see these subclasses
 too, so `check --deploy` still checks HSTS, the redirect and the rest.
+
+`ObservabilityMiddleware`, outermost, measures each request once (route pattern, status, duration, client, the
+upstream calls it made) and hands that `RequestRecord` to the observers `settings.REQUEST_OBSERVERS` names: the
+access log line (config/logging.py), Prometheus (config/metrics.py), the server span's name (config/tracing.py).
 """
 
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from asgiref.sync import markcoroutinefunction
 from django.conf import settings
@@ -24,12 +30,14 @@ from django.middleware.security import SecurityMiddleware as DjangoSecurityMiddl
 from django.utils.module_loading import import_string
 from whitenoise.middleware import WhiteNoiseMiddleware
 
-from upstreams import REQUEST_ID_HEADER, incoming_headers, request_id
+from upstreams import REQUEST_ID_HEADER, CallRecord, incoming_headers, request_calls, request_id
 
+from .observe import RequestObserver, RequestRecord
 from .problems import problem_response
 
 __all__ = [
     "FrameOptionsMiddleware",
+    "ObservabilityMiddleware",
     "RequestContextMiddleware",
     "SecurityMiddleware",
     "StaticFilesMiddleware",
@@ -40,6 +48,68 @@ GetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
 
 # A client-supplied id is kept only if it is short and plain: it ends up in logs and upstream headers.
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class ObservabilityMiddleware:
+    """Outermost: times every request (the 400 for a bad Host and the 413 for a refused body included), collects
+    the upstream calls it makes (`upstreams.request_calls`), and reports a `RequestRecord` to each observer."""
+
+    sync_capable = False
+    async_capable = True
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+        self.observers: tuple[RequestObserver, ...] = tuple(
+            import_string(path)() for path in getattr(settings, "REQUEST_OBSERVERS", ())
+        )
+        markcoroutinefunction(self)
+
+    async def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        began = time.perf_counter()
+        calls: list[CallRecord] = []
+        token = request_calls.set(calls)
+        for observer in self.observers:
+            observer.started(request)
+        try:
+            response = await self.get_response(request)
+        finally:
+            request_calls.reset(token)
+            seconds = time.perf_counter() - began
+        record = RequestRecord(
+            method=request.method or "GET",
+            route=route_of(request),
+            status=response.status_code,
+            seconds=seconds,
+            client=client_of(request),
+            request_id=response.get(REQUEST_ID_HEADER, "-"),
+            calls=calls,
+        )
+        for observer in self.observers:
+            observer.finished(request, response, record)
+        return response
+
+
+def client_of(request: HttpRequest) -> str:
+    """The authenticated caller's client name (DRF copies `request.auth` onto the Django request), or "anonymous"."""
+    name = getattr(getattr(request, "auth", None), "client_name", None)
+    return name if isinstance(name, str) and name else "anonymous"
+
+
+_ROUTES: dict[str, str] = {}
+_GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)")
+
+
+def route_of(request: HttpRequest) -> str:
+    """The matched URL pattern as a label of bounded cardinality: `/api/products/{id}/` for `/api/products/7/`."""
+    match = getattr(request, "resolver_match", None)
+    pattern: Any = getattr(match, "route", None)
+    if not pattern or not isinstance(pattern, str):
+        return "unmatched"
+    route = _ROUTES.get(pattern)
+    if route is None:
+        cleaned = _GROUP.sub(r"{\1}", pattern).replace("^", "").replace("$", "")
+        route = _ROUTES[pattern] = "/" + cleaned if cleaned else "unmatched"
+    return route
 
 
 class RequestContextMiddleware:

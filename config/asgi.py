@@ -28,6 +28,7 @@ django.setup(set_prefix=False)
 
 from django.conf import settings  # noqa: E402 - after Django is set up
 
+from config import metrics, tracing  # noqa: E402
 from config.handler import TributaryASGIHandler  # noqa: E402
 
 # Django's ASGI handler, minus the thread it starts per request (see config/handler.py).
@@ -98,3 +99,11 @@ def _tune_garbage_collector() -> None:
 
 
 GC_YOUNG_THRESHOLD = 10_000
+
+
+# Operating (README "Operating Tributary"): upstream-call metrics (config/metrics.py), and traces when the OTEL_*
+# variables configure them: an ASGI server span around everything, upstream calls as its children (config/tracing.py).
+if settings.METRICS_ENABLED:
+    metrics.install()
+if settings.TRACING_ENABLED:
+    application = tracing.instrument(application, tracing.provider_from_environment())

@@ -7,16 +7,26 @@ or a load generator does, one worker often accepts most of them while the others
 
 The parent only supervises: it stops every worker on SIGINT/SIGTERM, and exits non-zero if a worker dies, so the
 process manager (systemd, Kubernetes) restarts the whole service rather than it running short of workers.
+
+Metrics with several workers (config/metrics.py): the workers write them to files in `PROMETHEUS_MULTIPROC_DIR`,
+which the parent sets before any worker starts (a fresh temporary directory, removed at exit, unless the variable
+names one) and empties at start, so counts never carry over from a previous run; a worker that exits is marked dead
+(its live gauges drop out of the scrape). Logs: uvicorn gets no logging configuration of its own, so its lines go
+through the service's (LOG_FORMAT); its access log is off unless `--access-log`, since the service writes a richer
+access line per request.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from types import FrameType
 
 import uvicorn
@@ -34,6 +44,7 @@ def _uvicorn_config(args: argparse.Namespace) -> uvicorn.Config:
         lifespan="on",
         log_level=args.log_level,
         access_log=args.access_log,
+        log_config=None,  # Django's LOGGING formats uvicorn's lines too (config/logging.py)
         # X-Forwarded-For/-Proto are believed only from the proxies the deployment names (README "Security settings").
         proxy_headers=bool(args.forwarded_allow_ips),
         forwarded_allow_ips=args.forwarded_allow_ips or None,
@@ -62,7 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1")))
     parser.add_argument("--log-level", default="info")
-    parser.add_argument("--no-access-log", dest="access_log", action="store_false")
+    parser.add_argument(
+        "--access-log", dest="access_log", action="store_true", help="uvicorn's access log too (the service writes one)"
+    )
+    parser.add_argument("--no-access-log", dest="access_log", action="store_false", help="(the default)")
+    parser.set_defaults(access_log=False)
     parser.add_argument(
         "--forwarded-allow-ips",
         default=os.environ.get("FORWARDED_ALLOW_IPS", ""),
@@ -73,13 +88,46 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--workers must be at least 1")
     # Every configuration problem, at once and before a socket is bound (config/startup.py).
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-    from config.startup import exit_if_misconfigured
+    # Before anything imports prometheus_client: it picks its multiprocess mode from the variable at import.
+    temporary = _prepare_metrics_dir(args.workers)
+    try:
+        from config.startup import exit_if_misconfigured
 
-    exit_if_misconfigured()
-    if args.workers == 1:
-        uvicorn.Server(_uvicorn_config(args)).run()
-        return 0
-    return _supervise(args)
+        exit_if_misconfigured()
+        if args.workers == 1:
+            uvicorn.Server(_uvicorn_config(args)).run()
+            return 0
+        return _supervise(args)
+    finally:
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
+
+
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def _prepare_metrics_dir(workers: int) -> str | None:
+    """Empty the metrics directory the environment names, or make one for several workers; returns the directory to
+    remove at exit (one this function made), if any."""
+    path = os.environ.get(METRICS_DIR)
+    if path:
+        os.makedirs(path, exist_ok=True)
+        for stale in glob.glob(os.path.join(glob.escape(path), "*.db")):
+            os.remove(stale)  # a previous run's values: counters would otherwise continue from them
+        return None
+    if workers == 1:
+        return None  # one process keeps its metrics in memory
+    path = os.environ[METRICS_DIR] = tempfile.mkdtemp(prefix="tributary-metrics-")
+    return path
+
+
+def _mark_dead(pid: int | None) -> None:
+    """A worker exited: its live gauges (requests in flight, bulkhead slots, breaker states) leave the scrape."""
+    path = os.environ.get(METRICS_DIR)
+    if path and pid is not None:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
 
 
 def _supervise(args: argparse.Namespace) -> int:
@@ -98,10 +146,15 @@ def _supervise(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stop)
     for worker in workers:
         worker.start()
+    _mark_dead(os.getpid())  # the parent loaded the settings and URLs (metrics included): it serves nothing
     status = 0
+    dead: set[int | None] = set()
     while any(worker.is_alive() for worker in workers):
         for worker in workers:
             worker.join(timeout=0.5)
+            if not worker.is_alive() and worker.pid not in dead:
+                dead.add(worker.pid)
+                _mark_dead(worker.pid)
             if not worker.is_alive() and not stopping:
                 print(f"{worker.name} exited with {worker.exitcode}: stopping the others", file=sys.stderr)  # noqa: T201
                 status = 1

@@ -6,6 +6,7 @@ from django.urls import include, path, re_path
 
 from api import problems, views
 from api.urls import health_urlpatterns
+from config import metrics
 
 urlpatterns = [
     path("api/", include("api.urls")),
@@ -13,6 +14,8 @@ urlpatterns = [
     path("api/docs/", views.SwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", views.RedocView.as_view(url_name="schema"), name="redoc"),
     *health_urlpatterns,
+    # Prometheus, for a scraper with METRICS_TOKEN (config/metrics.py); a plain view: no operation in the schema.
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     # Anything else is a 404 problem document, also with DEBUG on (Django's debug 404 page is HTML).
     re_path(r"^", problems.not_found_view),

@@ -36,6 +36,7 @@ from .errors import (
     UpstreamUnavailable,
 )
 from .fanout import Call, Outcome, fan_out, validate_calls
+from .observe import CallRecord, Observer, add_observer, remove_observer, request_calls
 from .registry import TRANSPORTS, UnknownUpstream, UpstreamRegistry, close_registry, get_registry, set_registry
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "BulkheadPolicy",
     "CachePolicy",
     "Call",
+    "CallRecord",
     "CircuitBreaker",
     "CircuitOpen",
     "ConfigError",
@@ -53,6 +55,7 @@ __all__ = [
     "DependencyFailed",
     "Fetched",
     "Freshness",
+    "Observer",
     "Outcome",
     "RetryPolicy",
     "TransportFactory",
@@ -73,6 +76,7 @@ __all__ = [
     "UpstreamStatusError",
     "UpstreamTimeout",
     "UpstreamUnavailable",
+    "add_observer",
     "aiohttp_transport",
     "close_registry",
     "deadline",
@@ -85,6 +89,8 @@ __all__ = [
     "parse_retry_after",
     "parse_upstreams",
     "remaining",
+    "remove_observer",
+    "request_calls",
     "request_id",
     "set_registry",
     "validate_calls",

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+from . import observe
 from .config import BreakerPolicy
 from .errors import (
     CircuitOpen,
@@ -143,6 +144,7 @@ class CircuitBreaker:
             raise CircuitOpen(self.name, retry_after=min(1.0, self.policy.cooldown))
         self._state = BreakerState.HALF_OPEN
         self._probing = True
+        observe.breaker_changed(self.name, BreakerState.HALF_OPEN.value)
         return True
 
     def record(self, error: UpstreamError | None, *, probe: bool = False) -> None:
@@ -200,11 +202,13 @@ class CircuitBreaker:
     def _open(self) -> None:
         self._state = BreakerState.OPEN
         self._opened_at = self._clock()
+        observe.breaker_changed(self.name, BreakerState.OPEN.value)
 
     def _close(self) -> None:
         self._state = BreakerState.CLOSED
         self._consecutive = 0
         self._window.clear()
+        observe.breaker_changed(self.name, BreakerState.CLOSED.value)
 
     def _cooldown_left(self) -> float:
         return max(0.0, self._opened_at + self.policy.cooldown - self._clock())

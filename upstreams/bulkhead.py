@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from . import observe
 from .config import BulkheadPolicy
 from .errors import UpstreamSaturated
 
@@ -33,14 +34,17 @@ class Bulkhead:
                 async with asyncio.timeout(budget):
                     await self._slots.acquire()
             except TimeoutError:
+                observe.bulkhead_rejected(self.name)
                 raise UpstreamSaturated(self.name) from None
         else:
             await self._slots.acquire()  # free: returns at once
         self.in_use += 1
+        observe.bulkhead_changed(self.name, self.in_use)
 
     def release(self) -> None:
         self.in_use -= 1
         self._slots.release()
+        observe.bulkhead_changed(self.name, self.in_use)
 
     @asynccontextmanager
     async def slot(self, *, wait: float | None = None) -> AsyncIterator[None]:

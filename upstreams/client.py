@@ -41,7 +41,7 @@ import httpx
 import orjson
 import stamina
 
-from . import context
+from . import context, observe
 from .breaker import Breaker, CircuitBreaker, is_fault
 from .bulkhead import Bulkhead
 from .cache import CacheEntry, Freshness, ResponseCache
@@ -204,6 +204,7 @@ class UpstreamClient:
         """GET `path` (relative to the base URL) and return the decoded JSON."""
         return (await self.fetch_json(path, params=params)).payload
 
+    @observe.observed  # metrics, a span, the access log's summary: what the call did (upstreams/observe.py)
     async def fetch_json(self, path: str, *, params: QueryParams | None = None, ttl: float | None = None) -> Fetched:
         """GET `path` through cache, coalescing, retries, breaker and bulkhead; `ttl` overrides CACHE_TTL."""
         url = self._url(path, params)
@@ -225,7 +226,6 @@ class UpstreamClient:
             return Freshness(max(0.0, entry.fresh_until - time.time()), private=private)
         default_ttl = self.cache.policy.ttl if ttl is None else ttl
         return Freshness.of_response(raw.headers, default_ttl=default_ttl, private=private)
-
 
     def _decode(self, body: bytes) -> Any:
         try:
@@ -320,6 +320,7 @@ class UpstreamClient:
         ):
             with attempt:
                 attempts += 1
+                observe.retried(self.name)
                 raw = await self._attempt(url, headers)
                 return _Raw(raw.status, raw.body, raw.headers, attempts)
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
@@ -384,6 +385,7 @@ class UpstreamClient:
         request_headers = {**self._headers, **headers}
         if (rid := context.request_id.get()) is not None:
             request_headers[context.REQUEST_ID_HEADER] = rid
+        observe.outgoing(request_headers)  # trace context (traceparent), when tracing is on
         try:  # translating inline (not `with map_httpx_errors`): one context manager less per call
             extensions = {"timeout": self._timeouts}
             request = httpx.Request("GET", _parsed(url), headers=request_headers, extensions=extensions)

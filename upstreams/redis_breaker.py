@@ -25,6 +25,7 @@ from typing import Any
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
+from . import observe
 from .breaker import BreakerState, BreakerStatus, is_fault
 from .config import BreakerPolicy
 from .errors import CircuitOpen, UpstreamError
@@ -84,6 +85,7 @@ class RedisCircuitBreaker:
             return False
         if not acquired:
             raise CircuitOpen(self.name, retry_after=min(1.0, self.policy.cooldown))
+        observe.breaker_changed(self.name, BreakerState.HALF_OPEN.value)  # this process sends the probe
         return True
 
     async def report(self, error: UpstreamError | None, *, probe: bool) -> None:
@@ -128,6 +130,7 @@ class RedisCircuitBreaker:
             else:
                 pipe.delete(p + "open", p + "consecutive", *self._bucket_keys())
             await pipe.execute()
+        observe.breaker_changed(self.name, (BreakerState.OPEN if failed else BreakerState.CLOSED).value)
 
     async def _count(self, failed: bool) -> None:
         p = self.prefix
@@ -146,9 +149,10 @@ class RedisCircuitBreaker:
             results: list[Any] = await pipe.execute()
         if not failed or results[0] is not None:
             return  # an answer, or a straggler admitted before the circuit opened: the probe decides now
-        if int(results[1]) >= self.policy.failures or await self._ratio_exceeded(bucket):
-            # NX: when several processes see the threshold at once, the first opening time stands.
-            await self.clients.get().set(p + "open", repr(time.time()), nx=True)
+        opens = int(results[1]) >= self.policy.failures or await self._ratio_exceeded(bucket)
+        # NX: when several processes see the threshold at once, the first opening time stands.
+        if opens and await self.clients.get().set(p + "open", repr(time.time()), nx=True):
+            observe.breaker_changed(self.name, BreakerState.OPEN.value)  # this process opened it
 
     async def _ratio_exceeded(self, bucket: int) -> bool:
         keys = self._bucket_keys(bucket)

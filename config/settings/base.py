@@ -18,6 +18,10 @@ from config.env import (
     env_list,
     upstream_settings,
 )
+from config.logging import FORMATS as LOG_FORMATS
+from config.logging import logging_settings
+from config.tracing import EXPORTERS as TRACE_EXPORTERS
+from config.tracing import configured as tracing_configured
 from upstreams import declared
 from upstreams.apps import MIN_AGGREGATE_DEADLINE
 from upstreams.registry import TRANSPORTS
@@ -44,6 +48,7 @@ INSTALLED_APPS = [
 
 # Only async-native middleware: each sync one would cost a thread hop per request.
 MIDDLEWARE = [
+    "api.middleware.ObservabilityMiddleware",  # outermost: times every request, reports it to REQUEST_OBSERVERS
     "api.middleware.RequestContextMiddleware",
     "api.middleware.SecurityMiddleware",  # Django's, on the loop: X-Content-Type-Options, HSTS, https redirect...
     "api.middleware.FrameOptionsMiddleware",  # Django's X-Frame-Options, on the loop
@@ -189,24 +194,24 @@ RATE_LIMIT_ANONYMOUS = env_int("RATE_LIMIT_ANONYMOUS", 60, maximum=1_000_000)
 # Per worker, without Redis (or while it is unreachable): callers tracked at most (idle ones are dropped first).
 RATE_LIMIT_MAX_KEYS = env_int("RATE_LIMIT_MAX_KEYS", 50_000, minimum=100)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {
-        "request_id": {"()": "api.logging.RequestIDFilter"},
-        "skip_handled": {"()": "api.logging.SkipHandledResponses"},
-    },
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
-    },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]},
-    },
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {
-        # Django logs every 4xx/5xx response itself; api/problems.py already logged what matters.
-        "django.request": {"level": "WARNING", "filters": ["skip_handled"]},
-        # One INFO line per upstream request is too much by default; failures are logged by api/problems.py.
-        "httpx": {"level": "WARNING"},
-    },
-}
+# --- Operating: logs, metrics, traces (README "Operating Tributary") ---------------------------------------------
+
+# One line per record; "json" in production (production.py), "readable" here. Every request writes an access line.
+LOG_FORMAT = env_choice("LOG_FORMAT", "readable", choices=LOG_FORMATS)
+LOG_LEVEL = (env("LOG_LEVEL") or "INFO").upper()
+LOGGING = logging_settings(LOG_FORMAT, level=LOG_LEVEL)
+# Prometheus metrics (config/metrics.py), recorded unless false; GET /metrics answers only with this bearer token
+# (404 while it is unset). Several workers: python -m config.serve sets PROMETHEUS_MULTIPROC_DIR itself.
+METRICS_ENABLED = env_bool("METRICS_ENABLED", True)
+METRICS_TOKEN = env("METRICS_TOKEN") or None
+# OpenTelemetry traces (config/tracing.py): on when the standard OTEL_* variables configure an exporter.
+TRACING_ENABLED = tracing_configured()
+env_choice("OTEL_TRACES_EXPORTER", "otlp", choices=TRACE_EXPORTERS)
+env_choice("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", choices=("http/protobuf",))
+env_choice("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf", choices=("http/protobuf",))
+# What sees each finished request (api/observe.py): the access line, then metrics and the server span's name.
+REQUEST_OBSERVERS = [
+    "api.logging.AccessLog",
+    *(["config.metrics.RequestMetrics"] if METRICS_ENABLED else []),
+    *(["config.tracing.ServerSpanNames"] if TRACING_ENABLED else []),
+]

@@ -7,14 +7,19 @@ http requests are redirected to https (except the health probes), and https resp
 request is https as far as Django knows: nothing is redirected, no HSTS is sent, and `check --deploy` says so.
 """
 
-from config.env import env_bool, env_int, raise_problems, require, require_list
+from config.env import env_bool, env_choice, env_int, raise_problems, require, require_list
+from config.logging import FORMATS as LOG_FORMATS
+from config.logging import logging_settings
 
 from .base import *  # noqa: F403
-from .base import SILENCED_SYSTEM_CHECKS
+from .base import LOG_LEVEL, SILENCED_SYSTEM_CHECKS
 
 DEBUG = False
 SECRET_KEY = require("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = require_list("DJANGO_ALLOWED_HOSTS")
+# One JSON object per log line, for the log pipeline (LOG_FORMAT=readable for a person at a terminal).
+LOG_FORMAT = env_choice("LOG_FORMAT", "json", choices=LOG_FORMATS)
+LOGGING = logging_settings(LOG_FORMAT, level=LOG_LEVEL)
 
 # Every API call needs a key (README "Clients and keys"); `API_KEYS_REQUIRED=false` opens the API to anonymous calls.
 API_KEYS_REQUIRED = env_bool("API_KEYS_REQUIRED", True)

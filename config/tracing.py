@@ -1,0 +1,138 @@
+"""OpenTelemetry traces: one server span per request, one client span per upstream call, W3C trace context both ways.
+
+Off unless the standard variables configure it: `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) set, or
+`OTEL_TRACES_EXPORTER` set to `otlp` or `console`; `OTEL_SDK_DISABLED=true` turns it off whatever else is set. The
+SDK reads the rest itself (`OTEL_SERVICE_NAME`, default `tributary`; `OTEL_RESOURCE_ATTRIBUTES`; the sampler,
+`OTEL_TRACES_SAMPLER`/`_ARG`; the exporter's endpoint, headers, timeout; the batch processor's `OTEL_BSP_*`). Spans
+leave through the OTLP exporter over HTTP/protobuf, in batches, from the SDK's own export thread: never from the
+request's path.
+
+- Server spans: opentelemetry-instrumentation-asgi wraps the whole ASGI application (config/asgi.py). It takes the
+  client's `traceparent`, so our spans join the caller's trace. Its per-message "http send"/"http receive" spans are
+  left out (noise, and a cost per message). `ServerSpanNames`, a request observer, renames the span after the
+  route (`GET /api/products/{id}/`, not the raw path) and sets `http.route` and the client.
+- Upstream spans: `UpstreamSpans`, an `upstreams.Observer`, opens a client span around each upstream call (cache,
+  coalescing and retries included: one span per call, with `tributary.upstream`, `.outcome`, `.retries`, `.cache`)
+  and injects its context into the upstream request's headers (`traceparent`), so the upstream's spans are its
+  children. We wrap our own call and do not instrument aiohttp's session: both would make two spans per call.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from api.observe import RequestObserver, RequestRecord
+from upstreams import CallRecord, Observer, add_observer, remove_observer
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest, HttpResponseBase
+
+__all__ = ["EXPORTERS", "ServerSpanNames", "UpstreamSpans", "configured", "instrument", "provider_from_environment"]
+
+EXPORTERS = ("otlp", "console", "none")
+SERVICE_NAME = "tributary"
+# Probes and scrapes every few seconds would bury the traces that matter.
+EXCLUDED_URLS = r"/healthz$,/readyz$,/metrics$"
+
+
+def configured(environ: Mapping[str, str] = os.environ) -> bool:
+    """Do the OTEL_* variables ask for traces?"""
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    exporter = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if exporter:
+        return exporter != "none"
+    return bool(environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+
+
+def provider_from_environment() -> Any:
+    """A TracerProvider exporting as the OTEL_* variables say (the SDK reads them; settings validated the exporter)."""
+    from opentelemetry.sdk.resources import SERVICE_NAME as SERVICE_NAME_KEY
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+
+    attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME_KEY: SERVICE_NAME}
+    provider = TracerProvider(resource=Resource.create(attributes))
+    exporter: SpanExporter
+    if os.environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() == "console":
+        exporter = ConsoleSpanExporter()
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        exporter = OTLPSpanExporter()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider
+
+
+def instrument(app: Any, provider: Any) -> Any:
+    """`app` inside an ASGI server span per request, and upstream calls as its child spans, with `provider`."""
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+    install(provider)
+    return OpenTelemetryMiddleware(
+        app, tracer_provider=provider, exclude_spans=["receive", "send"], excluded_urls=EXCLUDED_URLS
+    )
+
+
+class UpstreamSpans(Observer):
+    """A client span around every upstream call, current while it runs, so the request it sends carries it."""
+
+    def __init__(self, provider: Any) -> None:
+        self.tracer = provider.get_tracer("tributary.upstreams")
+
+    def call_started(self, upstream: str) -> Any:
+        span = self.tracer.start_span(
+            f"GET {upstream}", kind=SpanKind.CLIENT, attributes={"tributary.upstream": upstream}
+        )
+        return span, otel_context.attach(trace.set_span_in_context(span))
+
+    def call_ended(self, record: CallRecord, started: Any) -> None:
+        span, token = started
+        otel_context.detach(token)
+        span.set_attribute("tributary.outcome", record.outcome)
+        span.set_attribute("tributary.cache", record.cache)
+        span.set_attribute("tributary.retries", record.retries)
+        if record.error is not None:
+            span.set_attribute("error.type", record.error)
+            span.set_status(Status(StatusCode.ERROR, record.error))
+        span.end()
+
+    def outgoing(self, headers: dict[str, str]) -> None:
+        propagate.inject(headers)  # traceparent (and tracestate, baggage) of the current span: the call's
+
+
+_installed: UpstreamSpans | None = None
+
+
+def install(provider: Any) -> UpstreamSpans:
+    """Trace upstream calls with `provider` (replacing a previous installation)."""
+    global _installed
+    uninstall()
+    _installed = UpstreamSpans(provider)
+    add_observer(_installed)
+    return _installed
+
+
+def uninstall() -> None:
+    global _installed
+    if _installed is not None:
+        remove_observer(_installed)
+        _installed = None
+
+
+class ServerSpanNames(RequestObserver):
+    """Name the request's server span after its route, with `http.route` and the caller's client name."""
+
+    def finished(self, request: HttpRequest, response: HttpResponseBase, record: RequestRecord) -> None:
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.update_name(f"{record.method} {record.route}")
+            span.set_attribute("http.route", record.route)
+            span.set_attribute("tributary.client", record.client)
