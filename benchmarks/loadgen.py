@@ -5,7 +5,8 @@ arrives, for D seconds. Prints one JSON object: requests answered, seconds, requ
 errors by kind (non-2xx/3xx answers, socket errors, timeouts). The whole run is bounded by D plus the request timeout.
 It is slower than wrk, so on a fast service it may measure itself: the runner says which generator it used.
 
-    .venv/bin/python benchmarks/loadgen.py http://127.0.0.1:8000/api/multiple-external-data/ -c 64 -d 5
+    .venv/bin/python benchmarks/loadgen.py http://127.0.0.1:8000/api/multiple-external-data/ -c 64 -d 5 \
+        [-H 'Authorization: Bearer <key>']
 """
 
 from __future__ import annotations
@@ -49,11 +50,13 @@ async def connection(
     return errors
 
 
-async def run(url: str, *, connections: int, duration: float, timeout: float) -> dict[str, Any]:
+async def run(
+    url: str, *, connections: int, duration: float, timeout: float, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     latencies: list[float] = []
     connector = aiohttp.TCPConnector(limit=connections, force_close=False)
     client_timeout = aiohttp.ClientTimeout(total=timeout)
-    async with aiohttp.ClientSession(connector=connector, timeout=client_timeout) as session:
+    async with aiohttp.ClientSession(connector=connector, timeout=client_timeout, headers=headers) as session:
         started = time.perf_counter()
         stop_at = started + duration
         tasks = [connection(session, url, stop_at, latencies) for _ in range(connections)]
@@ -78,14 +81,18 @@ def main() -> None:
     parser.add_argument("-c", "--connections", type=int, default=8)
     parser.add_argument("-d", "--duration", type=float, default=5.0, help="seconds")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per request")
+    parser.add_argument("-H", "--header", action="append", default=[], help="'Name: value' on every request (as wrk)")
     args = parser.parse_args()
+    headers = dict(header.split(": ", 1) for header in args.header)
     try:
         import uvloop
     except ImportError:
         runner = asyncio.run
     else:
         runner = uvloop.run
-    result = runner(run(args.url, connections=args.connections, duration=args.duration, timeout=args.timeout))
+    result = runner(
+        run(args.url, connections=args.connections, duration=args.duration, timeout=args.timeout, headers=headers)
+    )
     print(json.dumps(result))
 
 

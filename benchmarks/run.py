@@ -14,6 +14,13 @@ Implementations (benchmarks/bench_views.py, reference_fastapi.py, newcomer/):
     newcomer-adrf         startproject defaults + an adrf APIView with one shared default httpx client
     tributary-2-workers   `tributary` under `python -m config.serve --workers 2` (a SO_REUSEPORT socket per worker), not
                           pinned
+    tributary-key         `tributary` called with an API key: authentication (cached key) + the per-worker rate limiter
+    tributary-redis       `tributary` with REDIS_URL (a redis-server started here): circuit breakers and cache in Redis
+    tributary-key-redis   `tributary-redis` called with an API key: authentication + the Redis rate limiter
+
+`tributary` itself is anonymous and unlimited (API_KEYS_REQUIRED=false, RATE_LIMIT_ANONYMOUS=0). The keyed rows'
+limit (RATE_LIMIT) is far above what a run sends, so every request is checked and admitted; each row is compared
+with the row that differs from it only by the key (REDIS_URL also moves the breakers to Redis, hence its own row).
 
 Why two Tributary rows: Tributary coalesces identical concurrent upstream GETs, and a load generator repeating one
 URL makes every call identical, so by default it skips most of the upstream work the others do (the "upstream
@@ -90,6 +97,8 @@ class Implementation:
     workers: int = 1
     cost_curve: bool = False  # measured at 1, 3 and 10 calls per request
     env: tuple[tuple[str, str], ...] = ()  # extra environment for the server
+    api_key: bool = False  # requests carry `Authorization: Bearer <key>` (a key made in the server's database)
+    redis: bool = False  # REDIS_URL points at a redis-server started for the run
 
     @property
     def main_path(self) -> str:
@@ -98,6 +107,9 @@ class Implementation:
 
 TRIBUTARY_PATHS = {1: "/api/external-data/", 3: "/api/multiple-external-data/", 10: "/bench/ten-calls/"}
 NO_COALESCING = (("UPSTREAM_SLOW_COALESCE", "false"),)
+LIMITED = (*NO_COALESCING, ("RATE_LIMIT", "1000000"), ("RATE_LIMIT_PERIOD", "60"))  # never reached in a run
+# Target from the issue: authentication + the per-worker limiter cost at most 10% of the plain aggregate's req/s.
+TARGET_KEY_LIMIT_COST = 0.10
 IMPLEMENTATIONS = (
     Implementation(name="tributary", kind="tributary", paths=TRIBUTARY_PATHS, cost_curve=True, env=NO_COALESCING),
     Implementation(name="tributary-coalesced", kind="tributary", paths={3: TRIBUTARY_PATHS[3]}),
@@ -107,7 +119,19 @@ IMPLEMENTATIONS = (
     Implementation(
         name="tributary-2-workers", kind="tributary", paths={3: TRIBUTARY_PATHS[3]}, workers=2, env=NO_COALESCING
     ),
+    Implementation(name="tributary-key", kind="tributary", paths={3: TRIBUTARY_PATHS[3]}, env=LIMITED, api_key=True),
+    Implementation(name="tributary-redis", kind="tributary", paths={3: TRIBUTARY_PATHS[3]}, env=LIMITED, redis=True),
+    Implementation(
+        name="tributary-key-redis",
+        kind="tributary",
+        paths={3: TRIBUTARY_PATHS[3]},
+        env=LIMITED,
+        api_key=True,
+        redis=True,
+    ),
 )
+# Each keyed row and the row it is compared with (the same server without the key).
+KEYED_BASELINES = {"tributary-key": "tributary", "tributary-key-redis": "tributary-redis"}
 BY_NAME = {impl.name: impl for impl in IMPLEMENTATIONS}
 BASELINE = "fastapi"
 
@@ -355,12 +379,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def http_get(url: str, *, timeout: float = 5.0) -> tuple[int, bytes]:
+def http_get(url: str, *, timeout: float = 5.0, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback http only
+        request = urllib.request.Request(url, headers=headers or {})  # noqa: S310 - loopback http only
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback http only
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+
+
+def _rate_limited(url: str, headers: dict[str, str]) -> bool:
+    """The request was authenticated and counted: its response carries the limiter's RateLimit field."""
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - loopback http only
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback http only
+        return str(response.headers.get("RateLimit", "")).startswith('"default";')
 
 
 class Process:
@@ -379,7 +411,7 @@ class Process:
     def pid(self) -> int:
         return self.popen.pid
 
-    def wait_ready(self, url: str) -> bytes:
+    def wait_ready(self, url: str, headers: dict[str, str] | None = None) -> bytes:
         """The body of the first 200 from `url`, within READY_TIMEOUT_S."""
         deadline = time.monotonic() + READY_TIMEOUT_S
         last = "no answer"
@@ -387,7 +419,7 @@ class Process:
             if self.popen.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with code {self.popen.returncode}\n{self.log_tail()}")
             try:
-                status, body = http_get(url, timeout=2.0)
+                status, body = http_get(url, timeout=2.0, headers=headers)
             except OSError as exc:
                 last = str(exc)
             else:
@@ -457,6 +489,9 @@ def server_env(kind: Kind, upstream_url: str, work_dir: Path) -> dict[str, str]:
             "DJANGO_SECRET_KEY": "bench",
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
             "LOG_LEVEL": "WARNING",
+            # The plain aggregate: anonymous calls, not rate limited (the keyed rows set their own limits).
+            "API_KEYS_REQUIRED": "false",
+            "RATE_LIMIT_ANONYMOUS": "0",
             **{f"UPSTREAM_{name}_URL": upstream_url for name in ("SLOW", "CATALOG", "INVENTORY", "REVIEWS", "FX")},
         }
     elif kind == "newcomer":
@@ -550,17 +585,18 @@ class LoadGenerator:
     def label(self) -> str:
         return "wrk" if self.wrk else "benchmarks/loadgen.py (Python fallback: wrk is not installed)"
 
-    def command(self, url: str, connections: int, duration: float) -> list[str]:
+    def command(self, url: str, connections: int, duration: float, headers: dict[str, str] | None = None) -> list[str]:
+        header_args = [arg for name, value in (headers or {}).items() for arg in ("-H", f"{name}: {value}")]
         if self.wrk:
             # One thread: the load core is shared with the simulator; wrk's thread is far from its limit here.
             args = ["-t1", f"-c{connections}", f"-d{duration:g}s", f"--timeout={REQUEST_TIMEOUT_S}s", "--latency", url]
-            return [*self.placement.load_prefix(), self.wrk, *args]
-        args = [url, "-c", str(connections), "-d", f"{duration:g}", "--timeout", str(REQUEST_TIMEOUT_S)]
+            return [*self.placement.load_prefix(), self.wrk, *header_args, *args]
+        args = [url, "-c", str(connections), "-d", f"{duration:g}", "--timeout", str(REQUEST_TIMEOUT_S), *header_args]
         return [*self.placement.load_prefix(), PYTHON, str(ROOT / "benchmarks" / "loadgen.py"), *args]
 
-    def run(self, url: str, connections: int, duration: float) -> dict[str, Any]:
+    def run(self, url: str, connections: int, duration: float, headers: dict[str, str] | None = None) -> dict[str, Any]:
         done = subprocess.run(
-            self.command(url, connections, duration),
+            self.command(url, connections, duration, headers),
             capture_output=True,
             text=True,
             timeout=duration + REQUEST_TIMEOUT_S + 30,
@@ -583,6 +619,8 @@ class Bench:
     servers: Servers = field(default_factory=Servers)
     results: Results = field(default_factory=Results)
     running: dict[str, tuple[Process, str]] = field(default_factory=dict)  # impl -> (process, base URL)
+    headers: dict[str, dict[str, str]] = field(default_factory=dict)  # impl -> request headers (its API key)
+    redis_url: str = ""
     simulator: Process | None = None
     simulator_url: str = ""
 
@@ -602,18 +640,64 @@ class Bench:
         self.simulator_url = f"http://{HOST}:{port}"
         self.simulator.wait_ready(f"{self.simulator_url}/__stats")
 
+    def start_redis(self) -> None:
+        exe = shutil.which("redis-server")
+        if exe is None:
+            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+        port = free_port()
+        command = [exe, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"]
+        process = self.servers.start(
+            "redis", [*self.placement.load_prefix(), *command], env=base_env(), log_dir=self.work_dir
+        )
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            try:
+                socket.create_connection((HOST, port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.popen.poll() is not None:
+                    raise RuntimeError(f"redis-server did not start\n{process.log_tail()}") from None
+                time.sleep(0.05)
+        self.redis_url = f"redis://{HOST}:{port}/0"
+        print(f"  {'redis-server':<20} pid {process.pid:<7} {self.redis_url}")
+
+    def api_key(self, impl: Implementation, env: dict[str, str]) -> str:
+        """A database of the implementation's own, migrated, and a new API key in it."""
+        manage = [PYTHON, str(ROOT / "manage.py")]
+        migrated = subprocess.run(
+            [*manage, "migrate", "--noinput"], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+        )
+        made = subprocess.run(
+            [*manage, "create_api_key", "bench"], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+        )
+        if migrated.returncode or made.returncode or not made.stdout.strip():
+            raise RuntimeError(f"no API key for {impl.name}: {(migrated.stderr + made.stderr).strip()[-500:]}")
+        return made.stdout.strip().splitlines()[-1]
+
     def start(self, impl: Implementation) -> None:
         port = free_port()
+        env = server_env(impl.kind, self.simulator_url, self.work_dir) | dict(impl.env)
+        if impl.redis:
+            if not self.redis_url:
+                self.start_redis()
+            env["REDIS_URL"] = self.redis_url
+        headers = {}
+        if impl.api_key:
+            env["SQLITE_PATH"] = str(self.work_dir / f"{impl.name}.sqlite3")
+            headers["Authorization"] = f"Bearer {self.api_key(impl, env)}"
+        self.headers[impl.name] = headers
         process = self.servers.start(
             impl.name,
             server_command(impl, port, self.placement),
-            env=server_env(impl.kind, self.simulator_url, self.work_dir) | dict(impl.env),
+            env=env,
             log_dir=self.work_dir,
         )
         base = f"http://{HOST}:{port}"
         sizes = []
         for calls, path in sorted(impl.paths.items()):
-            body = process.wait_ready(base + path)
+            body = process.wait_ready(base + path, headers)
+            if impl.api_key and not _rate_limited(base + path, headers):
+                raise RuntimeError(f"{impl.name}: the keyed request carries no RateLimit field (no limiter ran)")
             sizes.append(f"{calls} call{'s' * (calls > 1)}: {check_body(body, calls)} B")
         self.running[impl.name] = (process, base)
         print(f"  {impl.name:<20} pid {process.pid:<7} {base}{impl.main_path}  ({', '.join(sizes)})")
@@ -643,7 +727,7 @@ class Bench:
         servers_before, served_before = self.busy_counters()
         server_before, simulator_before = tree_cpu(process.pid), cpu_seconds(self.simulator.pid)
         runner_before, machine_before = own_and_children_cpu(), machine_busy_seconds()
-        result = self.load.run(base + impl.paths[calls], connections, duration)
+        result = self.load.run(base + impl.paths[calls], connections, duration, self.headers.get(impl.name))
         machine_after, runner_after = machine_busy_seconds(), own_and_children_cpu()
         server_after, simulator_after = tree_cpu(process.pid), cpu_seconds(self.simulator.pid)
         servers_after, served_after = self.busy_counters()
@@ -696,7 +780,9 @@ class Bench:
         for impl in started:
             _, base = self.running[impl.name]
             with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
-                self.load.run(base + impl.main_path, max(args.connections), min(WARM_UP_S, args.duration))
+                self.load.run(
+                    base + impl.main_path, max(args.connections), min(WARM_UP_S, args.duration), self.headers[impl.name]
+                )
 
         print(f"\nMeasuring: {args.runs} round(s) of {args.duration:g} s runs, 3 upstream calls per request")
         for round_number in range(args.runs):
@@ -896,6 +982,34 @@ def print_targets(results: Results, args: argparse.Namespace) -> None:
         )
 
 
+def print_key_costs(results: Results, args: argparse.Namespace) -> None:
+    """What an API key and the rate limiter cost: each keyed row against the same server called anonymously."""
+    measured = [
+        (keyed, plain) for keyed, plain in KEYED_BASELINES.items() if any(k[0] == keyed for k in results.samples)
+    ]
+    if not measured:
+        return
+    print("\nAUTHENTICATION + RATE LIMITING (3 upstream calls per request; medians over runs)")
+    print(f"  {'row':<20} {'vs':<16} {'conns':>5} {'req/s':>8} {'vs req/s':>9} {'ratio':>6} {'cost':>6} {'p50 ms':>7}")
+    for keyed, plain in measured:
+        for connections in args.connections:
+            mine, theirs = results.summary(keyed, 3, connections), results.summary(plain, 3, connections)
+            ratio = _ratio(_rps(mine), _rps(theirs))
+            cost = None if ratio is None else 100 * (1 - ratio)
+            print(
+                f"  {keyed:<20} {plain:<16} {connections:>5} {_fmt(_rps(mine), '.1f'):>8}"
+                f" {_fmt(_rps(theirs), '.1f'):>9} {_fmt(ratio, '.3f'):>6} {_fmt(cost, '.1f'):>5}%"
+                f" {_fmt(mine.p50_ms if mine else None, '.1f'):>7}"
+            )
+    high = max(args.connections)
+    ratio = _ratio(_rps(results.summary("tributary-key", 3, high)), _rps(results.summary("tributary", 3, high)))
+    met = None if ratio is None else 1 - ratio <= TARGET_KEY_LIMIT_COST
+    print(
+        f"  target: authentication + per-worker limiter cost <= {100 * TARGET_KEY_LIMIT_COST:g}% of req/s at {high}"
+        f" connections: {_fmt(None if ratio is None else 100 * (1 - ratio), '.1f')}%  {_verdict(met)}"
+    )
+
+
 def print_notes(results: Results, bench: Bench, args: argparse.Namespace) -> None:
     print("\nNotes")
     print("  spread: (max - min) / median of req/s over the runs. srv CPU: server CPU time / wall time, % of one core.")
@@ -1055,6 +1169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_level_table(bench.results, impls, connections)
     print_cost_table(bench.results, impls, max(args.connections))
     print_targets(bench.results, args)
+    print_key_costs(bench.results, args)
     print_notes(bench.results, bench, args)
     stopped = f"still running: {', '.join(leftovers)}" if leftovers else "every process it started has stopped"
     print(
