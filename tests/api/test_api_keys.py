@@ -6,8 +6,12 @@ worker and within the TTL elsewhere, last-used times written in batches."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from io import StringIO
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -401,3 +405,48 @@ async def test_an_authenticated_aggregate_costs_no_thread_hop_once_the_key_is_ca
 
     assert hops.hops == []
     assert key_cache().queries == 1
+
+
+# --- Which deployments require keys --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("settings_module", "env", "required"),
+    [
+        ("config.settings.local", {}, "False"),  # `make run` works out of the box
+        ("config.settings.local", {"API_KEYS_REQUIRED": "true"}, "True"),
+        ("config.settings.production", {}, "True"),
+        ("config.settings.production", {"API_KEYS_REQUIRED": "false"}, "False"),
+    ],
+)
+def test_production_requires_keys_unless_told_otherwise_and_local_does_not(
+    settings_module: str, env: dict[str, str], required: str
+) -> None:
+    production = {"DJANGO_SECRET_KEY": "s", "DJANGO_ALLOWED_HOSTS": "api.example", "DEMO_UPSTREAMS": "true"}
+    command = ["shell", "-c", "from django.conf import settings; print(settings.API_KEYS_REQUIRED)"]
+    result = manage(settings_module, command, **production, **env)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == required  # after the shell's "N objects imported" line
+
+
+def test_a_bad_key_setting_is_a_start_up_problem() -> None:
+    result = manage("config.settings.local", ["check"], API_KEYS_REQUIRED="sometimes", API_KEY_CACHE_TTL="-1")
+
+    assert result.returncode != 0
+    assert "API_KEYS_REQUIRED='sometimes'" in result.stderr
+    assert "API_KEY_CACHE_TTL='-1'" in result.stderr
+
+
+def manage(settings_module: str, args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("UPSTREAM_", "DJANGO_", "DEMO_", "API_KEY"))}
+    # (production needs its upstreams' URLs; DEMO_UPSTREAMS=true stands in for them here)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**clean, "DJANGO_SETTINGS_MODULE": settings_module, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
