@@ -19,15 +19,21 @@ import httpx
 import pytest
 import redis
 import yaml
+from asgiref.sync import sync_to_async
 from rest_framework.authentication import BaseAuthentication
+from rest_framework.settings import api_settings
 
 from api.clients import ratelimit
 from api.clients.identity import Caller
+from api.clients.keys import create_key
+from api.clients.models import Client
 from api.views import TributaryViewSet
 from config import asgi
 from tests.api.helpers import assert_problem
 from tests.redis_server import redis_server
-from tests.test_thread_hops import HopCounter, hops  # noqa: F401 - the fixture
+from tests.test_thread_hops import HopCounter, hops
+
+assert hops  # a fixture, imported: counts sync_to_async and executor hops
 
 LIMITED = "/api/upstreams/"  # limited, and calls no upstream
 SCHEMA = Path(__file__).resolve().parents[2] / "openapi" / "schema.yaml"
@@ -53,7 +59,9 @@ class TestClientAuthentication(BaseAuthentication):
 
 @pytest.fixture(autouse=True)
 async def _limits(settings: Any, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
-    monkeypatch.setattr(TributaryViewSet, "authentication_classes", (TestClientAuthentication,))
+    # The test's callers first; without X-Test-Client, the real API keys.
+    real = tuple(api_settings.DEFAULT_AUTHENTICATION_CLASSES)
+    monkeypatch.setattr(TributaryViewSet, "authentication_classes", (TestClientAuthentication, *real))
     monkeypatch.setattr(TributaryViewSet, "permission_classes", ())
     settings.RATE_LIMIT = 3
     settings.RATE_LIMIT_ANONYMOUS = 2
@@ -73,9 +81,13 @@ def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return now
 
 
-async def get(path: str = LIMITED, *, ip: str = "127.0.0.1", client: str | None = None) -> httpx.Response:
+async def get(
+    path: str = LIMITED, *, ip: str = "127.0.0.1", client: str | None = None, key: str | None = None
+) -> httpx.Response:
     transport = httpx.ASGITransport(app=asgi.application, client=(ip, 5000))
     headers = {} if client is None else {"X-Test-Client": client}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
         return await http.get(path, headers=headers)
 
@@ -140,6 +152,22 @@ async def test_a_clients_own_limit_overrides_the_default() -> None:
     assert (await get(client="9:1")).status_code == 429
 
     assert await statuses(4, client="10:5") == [200, 200, 200, 200]  # above the default of 3
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_with_real_api_keys_the_clients_limit_comes_from_the_database() -> None:
+    def make(name: str, rate_limit: int | None) -> str:
+        client = Client.objects.create(name=name, rate_limit=rate_limit)
+        return create_key(client, name="test").key
+
+    own, default = await sync_to_async(make)("own-limit", 2), await sync_to_async(make)("default-limit", None)
+
+    assert [(await get(key=own)).status_code for _ in range(3)] == [200, 200, 429]
+    refused = await get(key=own)
+    assert_problem(refused, 429, "rate_limited")
+    assert refused.headers["RateLimit-Policy"] == '"client";q=2;w=60'
+    assert [(await get(key=default)).status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert (await get(key=default)).headers["RateLimit-Policy"] == '"default";q=3;w=60'
 
 
 async def test_a_clients_limit_of_zero_is_no_limit() -> None:
@@ -316,7 +344,7 @@ async def test_an_unreachable_redis_is_tried_again_after_a_second_not_per_reques
 @pytest.mark.parametrize("backend", ["memory", "redis"])
 async def test_the_limiter_costs_no_thread_hop(
     settings: Any,
-    hops: HopCounter,  # noqa: F811 - the fixture imported above
+    hops: HopCounter,
     backend: str,
     request: pytest.FixtureRequest,
 ) -> None:
