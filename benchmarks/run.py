@@ -17,6 +17,10 @@ Implementations (benchmarks/bench_views.py, reference_fastapi.py, newcomer/):
     tributary-key         `tributary` called with an API key: authentication (cached key) + the per-worker rate limiter
     tributary-redis       `tributary` with REDIS_URL (a redis-server started here): circuit breakers and cache in Redis
     tributary-key-redis   `tributary-redis` called with an API key: authentication + the Redis rate limiter
+    tributary-bare        `tributary` with metrics off (METRICS_ENABLED=false) and tracing off: what the two cost is
+                          measured against it (`tributary` ships with metrics on)
+    tributary-traced      `tributary-bare` with tracing on: every request sampled, spans exported over OTLP/HTTP to
+                          a collector double (benchmarks/otlp_collector.py, on the load core)
 
 `tributary` itself is anonymous and unlimited (API_KEYS_REQUIRED=false, RATE_LIMIT_ANONYMOUS=0). The keyed rows'
 limit (RATE_LIMIT) is far above what a run sends, so every request is checked and admitted; each row is compared
@@ -99,6 +103,7 @@ class Implementation:
     env: tuple[tuple[str, str], ...] = ()  # extra environment for the server
     api_key: bool = False  # requests carry `Authorization: Bearer <key>` (a key made in the server's database)
     redis: bool = False  # REDIS_URL points at a redis-server started for the run
+    traced: bool = False  # OTEL_EXPORTER_OTLP_ENDPOINT points at a collector double started for the run
 
     @property
     def main_path(self) -> str:
@@ -110,6 +115,9 @@ NO_COALESCING = (("UPSTREAM_SLOW_COALESCE", "false"),)
 LIMITED = (*NO_COALESCING, ("RATE_LIMIT", "1000000"), ("RATE_LIMIT_PERIOD", "60"))  # never reached in a run
 # Target from the issue: authentication + the per-worker limiter cost at most 10% of the plain aggregate's req/s.
 TARGET_KEY_LIMIT_COST = 0.10
+BARE = (*NO_COALESCING, ("METRICS_ENABLED", "false"))
+# Targets from issue 11, against `tributary-bare` (both off): metrics cost at most 5% of req/s, tracing at most 15%.
+OBSERVABILITY_COSTS = {"tributary": ("metrics", 0.05), "tributary-traced": ("tracing", 0.15)}
 IMPLEMENTATIONS = (
     Implementation(name="tributary", kind="tributary", paths=TRIBUTARY_PATHS, cost_curve=True, env=NO_COALESCING),
     Implementation(name="tributary-coalesced", kind="tributary", paths={3: TRIBUTARY_PATHS[3]}),
@@ -129,6 +137,8 @@ IMPLEMENTATIONS = (
         api_key=True,
         redis=True,
     ),
+    Implementation(name="tributary-bare", kind="tributary", paths={3: TRIBUTARY_PATHS[3]}, env=BARE),
+    Implementation(name="tributary-traced", kind="tributary", paths={3: TRIBUTARY_PATHS[3]}, env=BARE, traced=True),
 )
 # Each keyed row and the row it is compared with (the same server without the key).
 KEYED_BASELINES = {"tributary-key": "tributary", "tributary-key-redis": "tributary-redis"}
@@ -623,6 +633,21 @@ class Bench:
     redis_url: str = ""
     simulator: Process | None = None
     simulator_url: str = ""
+    collector_url: str = ""
+    spans_received: int = 0
+
+    def start_collector(self) -> None:
+        port = free_port()
+        command = [*self.placement.load_prefix(), PYTHON, str(ROOT / "benchmarks" / "otlp_collector.py")]
+        process = self.servers.start(
+            "otlp-collector", [*command, "--port", str(port)], env=base_env(), log_dir=self.work_dir
+        )
+        self.collector_url = f"http://{HOST}:{port}"
+        process.wait_ready(f"{self.collector_url}/count")
+        print(f"  {'otlp-collector':<20} pid {process.pid:<7} {self.collector_url}/v1/traces")
+
+    def spans_collected(self) -> int:
+        return int(http_get(f"{self.collector_url}/count")[1]) if self.collector_url else 0
 
     def simulator_served(self) -> int:
         _, body = http_get(f"{self.simulator_url}/__stats")
@@ -681,6 +706,10 @@ class Bench:
             if not self.redis_url:
                 self.start_redis()
             env["REDIS_URL"] = self.redis_url
+        if impl.traced:
+            if not self.collector_url:
+                self.start_collector()
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = self.collector_url
         headers = {}
         if impl.api_key:
             env["SQLITE_PATH"] = str(self.work_dir / f"{impl.name}.sqlite3")
@@ -802,6 +831,7 @@ class Bench:
                     for calls in (1, 10):
                         self.record(impl, calls, top, f"[{round_number + 1}/{args.runs}]")
 
+        self.spans_received = self.spans_collected()  # before the servers stop (the collector with them)
         if "newcomer-adrf" in self.running:
             self.results.newcomer_db_opened = (self.work_dir / "newcomer.sqlite3").exists()
 
@@ -1010,6 +1040,52 @@ def print_key_costs(results: Results, args: argparse.Namespace) -> None:
     )
 
 
+def print_observability_costs(results: Results, bench: Bench, args: argparse.Namespace) -> None:
+    """What metrics and tracing cost: `tributary` (metrics on, as shipped) and `tributary-traced` against the same
+    server with both off (`tributary-bare`), in the same run."""
+    measured = [name for name in OBSERVABILITY_COSTS if any(key[0] == name for key in results.samples)]
+    if not measured or not any(key[0] == "tributary-bare" for key in results.samples):
+        return
+    print("\nMETRICS AND TRACING (3 upstream calls per request; against tributary-bare: both off; medians over runs)")
+    print(
+        f"  {'row':<18} {'signal':<8} {'conns':>5} {'req/s':>8} {'bare':>8} {'ratio':>6} {'cost':>6} {'p50 ms':>7}"
+        f" {'CPU us/req':>10} {'bare':>6} {'CPU cost':>8}"
+    )
+    for name in measured:
+        signal_name, _ = OBSERVABILITY_COSTS[name]
+        for connections in args.connections:
+            mine, bare = results.summary(name, 3, connections), results.summary("tributary-bare", 3, connections)
+            ratio = _ratio(_rps(mine), _rps(bare))
+            cost = None if ratio is None else 100 * (1 - ratio)
+            cpu, cpu_bare = (s.cpu_us_per_request if s else None for s in (mine, bare))
+            cpu_ratio = _ratio(cpu, cpu_bare)
+            cpu_cost = None if cpu_ratio is None else 100 * (cpu_ratio - 1)
+            print(
+                f"  {name:<18} {signal_name:<8} {connections:>5} {_fmt(_rps(mine), '.1f'):>8}"
+                f" {_fmt(_rps(bare), '.1f'):>8} {_fmt(ratio, '.3f'):>6} {_fmt(cost, '.1f'):>5}%"
+                f" {_fmt(mine.p50_ms if mine else None, '.1f'):>7}"
+                f" {_fmt(cpu, '.0f'):>10} {_fmt(cpu_bare, '.0f'):>6} {_fmt(cpu_cost, '+.1f'):>7}%"
+            )
+    high = max(args.connections)
+    for name in measured:
+        signal_name, target = OBSERVABILITY_COSTS[name]
+        ratio = _ratio(_rps(results.summary(name, 3, high)), _rps(results.summary("tributary-bare", 3, high)))
+        met = None if ratio is None else 1 - ratio <= target
+        print(
+            f"  target: {signal_name} cost <= {100 * target:g}% of req/s at {high} connections:"
+            f" {_fmt(None if ratio is None else 100 * (1 - ratio), '.1f')}%  {_verdict(met)}"
+        )
+    if "tributary-traced" in measured:
+        served = sum(len(samples) for (name, _, _), samples in results.samples.items() if name == "tributary-traced")
+        requests = sum(
+            s.requests for (name, _, _), group in results.samples.items() if name == "tributary-traced" for s in group
+        )
+        print(
+            f"  spans received by the collector double: {bench.spans_received} for {requests} measured requests"
+            f" in {served} runs, warm-up and readiness checks (4 per request: the server span and 3 upstream calls)"
+        )
+
+
 def print_notes(results: Results, bench: Bench, args: argparse.Namespace) -> None:
     print("\nNotes")
     print("  spread: (max - min) / median of req/s over the runs. srv CPU: server CPU time / wall time, % of one core.")
@@ -1170,6 +1246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_cost_table(bench.results, impls, max(args.connections))
     print_targets(bench.results, args)
     print_key_costs(bench.results, args)
+    print_observability_costs(bench.results, bench, args)
     print_notes(bench.results, bench, args)
     stopped = f"still running: {', '.join(leftovers)}" if leftovers else "every process it started has stopped"
     print(
