@@ -34,6 +34,7 @@ from config.handler import TributaryASGIHandler  # noqa: E402
 # Django's ASGI handler, minus the thread it starts per request (see config/handler.py).
 django_application = TributaryASGIHandler()
 
+from api.clients import ratelimit  # noqa: E402
 from api.clients.keys import last_used  # noqa: E402
 from upstreams import ConfigError, close_registry, get_registry  # noqa: E402
 from upstreams.demo import DemoApp, DemoOptions, parse_faults  # noqa: E402
@@ -84,6 +85,7 @@ async def _lifespan(receive: Any, send: Any) -> None:
         elif message["type"] == "lifespan.shutdown":
             await close_registry()
             await last_used().stop()  # the API keys' last-used times not yet written
+            await ratelimit.aclose()  # the rate limiter's Redis connections, if any
             await send({"type": "lifespan.shutdown.complete"})
             return
 

@@ -9,6 +9,7 @@ contract is `request.auth`, whoever sets it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -336,6 +337,30 @@ async def test_an_unreachable_redis_is_tried_again_after_a_second_not_per_reques
 
     assert await statuses(5, client="7:100") == [200] * 5
     assert len(attempts) == 1
+
+
+async def test_the_lifespan_shutdown_closes_the_limiters_redis_connections(settings: Any, redis_url: str) -> None:
+    settings.REDIS_URL = redis_url
+    assert (await get(client="7")).status_code == 200
+    with redis.Redis.from_url(redis_url) as admin:
+        ours = {c["id"] for c in admin.client_list()} - {str(admin.client_id())}
+        assert ours  # the limiter's connection
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "lifespan.shutdown"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await asgi.application({"type": "lifespan"}, receive, send)
+
+        assert sent == [{"type": "lifespan.shutdown.complete"}]
+        for _ in range(100):  # the server notices a closed connection when it reads from it: wait for that
+            if not ours & {c["id"] for c in admin.client_list()}:
+                break
+            await asyncio.sleep(0.05)
+        assert not ours & {c["id"] for c in admin.client_list()}
 
 
 # --- No thread hop ---------------------------------------------------------------------------------------------------
