@@ -26,9 +26,9 @@ gets up to `workers x limit`); with Redis the budget is one across every worker 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import math
+import socket
 import time
 import weakref
 from collections import OrderedDict
@@ -367,8 +367,8 @@ def _network(address: str) -> str:
     if ":" not in address:
         return address
     try:
-        return str(ipaddress.IPv6Network((address, 64), strict=False).network_address)
-    except ValueError:
+        return socket.inet_pton(socket.AF_INET6, address)[:8].hex() + "::/64"
+    except OSError:  # not an IPv6 address (a scoped one, say): the address itself
         return address
 
 
