@@ -122,8 +122,16 @@ def echo_user(cache_control: str, *, vary: str | None = None) -> Any:
     return handler
 
 
-async def test_two_users_hammering_the_same_paths_never_get_each_others_data() -> None:
-    """Cache (fresh hits), coalescing (shared flights) and stale-if-error (every third upstream call fails) all on."""
+@pytest.mark.parametrize("backend", ["per-process", "redis"])
+async def test_two_users_hammering_the_same_paths_never_get_each_others_data(
+    backend: str, request: pytest.FixtureRequest, settings: Any
+) -> None:
+    """Cache (fresh hits), coalescing (shared flights) and stale-if-error (every third upstream call fails) all on;
+    with Redis, as deployed: two workers (two clients) share one real redis-server's cache, each user's turns
+    alternating between them."""
+    if backend == "redis":
+        location = request.getfixturevalue("redis_url")
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": location}}
     calls = itertools.count()
     outcomes: dict[str, set[str]] = {"alice": set(), "bob": set()}
 
@@ -136,10 +144,13 @@ async def test_two_users_hammering_the_same_paths_never_get_each_others_data() -
         user = request.headers.get("authorization")
         return httpx.Response(200, json={"user": user}, headers={"Cache-Control": cache_control})
 
-    upstream = client(handler, FORWARD_HEADERS="Authorization", STALE_IF_ERROR="600", RETRIES="0")
+    workers = [
+        client(handler, FORWARD_HEADERS="Authorization", STALE_IF_ERROR="600", RETRIES="0")
+        for _ in range(2 if backend == "redis" else 1)
+    ]
 
     async def hammer(user: str) -> None:
-        async def one(path: str) -> None:
+        async def one(path: str, upstream: UpstreamClient) -> None:
             try:
                 fetched = await upstream.fetch_json(path)
             except Exception:  # noqa: BLE001 - a failure with nothing stale to fall back on: no data, no leak
@@ -148,14 +159,16 @@ async def test_two_users_hammering_the_same_paths_never_get_each_others_data() -
             assert fetched.payload["user"] == f"Bearer {user}", (user, path, fetched)
             outcomes[user].add(fetched.cache)
 
-        for _ in range(30):
-            await asyncio.gather(*(one(path) for path in ("/fresh", "/stale", "/mine") for _ in range(3)))
+        for turn in range(30):  # each turn on the next worker: concurrent copies of a call can share a flight
+            upstream = workers[turn % len(workers)]
+            await asyncio.gather(*(one(path, upstream) for path in ("/fresh", "/stale", "/mine") for _ in range(3)))
 
     await asyncio.gather(
         as_user({"Authorization": "Bearer alice"}, lambda: hammer("alice")),
         as_user({"Authorization": "Bearer bob"}, lambda: hammer("bob")),
     )
-    await upstream.aclose()
+    for upstream in workers:
+        await upstream.aclose()
 
     for user in ("alice", "bob"):  # every sharing path was exercised, for both users
         assert {"hit", "shared", "stale", "miss"} <= outcomes[user], outcomes
