@@ -24,7 +24,7 @@ install: $(VENV)/.installed ## Create .venv and install the service and its dev/
 run: install ## Serve on http://$(HOST):$(PORT) with the demo upstreams (PORT=... to change)
 	$(BIN)/python manage.py check
 	$(BIN)/python manage.py migrate --no-input --verbosity 0
-	$(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --lifespan on --http config.http:BoundedHttpToolsProtocol
+	$(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --lifespan on --http config.http:BoundedHttpToolsProtocol --no-access-log
 
 test: install ## Run the whole test suite
 	$(BIN)/python -m pytest
