@@ -34,6 +34,7 @@ from config.handler import TributaryASGIHandler  # noqa: E402
 # Django's ASGI handler, minus the thread it starts per request (see config/handler.py).
 django_application = TributaryASGIHandler()
 
+from api import database  # noqa: E402
 from api.clients import ratelimit  # noqa: E402
 from api.clients.keys import last_used  # noqa: E402
 from upstreams import ConfigError, close_registry, get_registry  # noqa: E402
@@ -86,6 +87,7 @@ async def _lifespan(receive: Any, send: Any) -> None:
             await close_registry()
             await last_used().stop()  # the API keys' last-used times not yet written
             await ratelimit.aclose()  # the rate limiter's Redis connections, if any
+            await database.close_pools()  # this loop's native PostgreSQL connections (api/database.py)
             await send({"type": "lifespan.shutdown.complete"})
             return
 
