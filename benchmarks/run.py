@@ -1012,6 +1012,10 @@ def print_targets(results: Results, args: argparse.Namespace) -> None:
         )
 
 
+def _cpu_us(summary: Summary | None) -> float | None:
+    return summary.cpu_us_per_request if summary else None
+
+
 def print_key_costs(results: Results, args: argparse.Namespace) -> None:
     """What an API key and the rate limiter cost: each keyed row against the same server called anonymously."""
     measured = [
@@ -1020,16 +1024,22 @@ def print_key_costs(results: Results, args: argparse.Namespace) -> None:
     if not measured:
         return
     print("\nAUTHENTICATION + RATE LIMITING (3 upstream calls per request; medians over runs)")
-    print(f"  {'row':<20} {'vs':<16} {'conns':>5} {'req/s':>8} {'vs req/s':>9} {'ratio':>6} {'cost':>6} {'p50 ms':>7}")
+    print("  (CPU us/req: the server's CPU per request, steadier than req/s on a busy machine; +us: what the key adds)")
+    print(
+        f"  {'row':<20} {'vs':<16} {'conns':>5} {'req/s':>8} {'vs req/s':>9} {'ratio':>6} {'cost':>6}"
+        f" {'CPU us/req':>10} {'vs':>6} {'+us':>5}"
+    )
     for keyed, plain in measured:
         for connections in args.connections:
             mine, theirs = results.summary(keyed, 3, connections), results.summary(plain, 3, connections)
             ratio = _ratio(_rps(mine), _rps(theirs))
             cost = None if ratio is None else 100 * (1 - ratio)
+            cpu, cpu_plain = _cpu_us(mine), _cpu_us(theirs)
+            extra = None if cpu is None or cpu_plain is None else cpu - cpu_plain
             print(
                 f"  {keyed:<20} {plain:<16} {connections:>5} {_fmt(_rps(mine), '.1f'):>8}"
                 f" {_fmt(_rps(theirs), '.1f'):>9} {_fmt(ratio, '.3f'):>6} {_fmt(cost, '.1f'):>5}%"
-                f" {_fmt(mine.p50_ms if mine else None, '.1f'):>7}"
+                f" {_fmt(cpu, '.0f'):>10} {_fmt(cpu_plain, '.0f'):>6} {_fmt(extra, '+.0f'):>5}"
             )
     high = max(args.connections)
     ratio = _ratio(_rps(results.summary("tributary-key", 3, high)), _rps(results.summary("tributary", 3, high)))

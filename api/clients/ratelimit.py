@@ -268,6 +268,7 @@ class _Limits:
             return self.default
         if limit <= 0:
             return None
+        limit = min(limit, self.period * MICROS)  # the database does not bound it: past one per microsecond, no limit
         policy = self.overrides.get(limit)
         if policy is None:
             policy = self.overrides[limit] = Policy("client", limit, self.period)
@@ -331,7 +332,9 @@ class ClientRateThrottle(BaseThrottle):
     """Counts the request against its caller's budget: the client (`request.auth`, a `Caller`), else the client IP.
 
     The decision's RateLimit fields go on the response through the view's `headers` (DRF's `finalize_response` adds
-    them to whatever the view answers, the 429 included). Async: `OnLoopAPIView` awaits it on the loop.
+    them to whatever the view answers, the 429 included). Async: `OnLoopAPIView` awaits it on the loop. A refusal
+    raises `RateLimited` itself rather than returning False, so the 429 carries our code (DRF's view would raise its
+    generic `Throttled`); throttles listed after this one are then not asked.
     """
 
     def __init__(self) -> None:
@@ -389,8 +392,9 @@ _HEADER_DOCS = {
     ),
 }
 _RETRY_AFTER_DOC = "Whole seconds until a request would be admitted again."
-# Answered before the throttle runs: these carry no RateLimit fields.
-_BEFORE_THE_CHECK = {"401", "403", "406"}
+# Answered before the throttle runs (authentication, permission, content negotiation; a body over the limit is
+# refused before the application): these carry no RateLimit fields.
+_BEFORE_THE_CHECK = {"401", "403", "406", "413"}
 
 
 def document_rate_limits(result: dict[str, Any], generator: Any, **kwargs: Any) -> dict[str, Any]:

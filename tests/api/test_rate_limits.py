@@ -171,6 +171,13 @@ async def test_with_real_api_keys_the_clients_limit_comes_from_the_database() ->
     assert (await get(key=default)).headers["RateLimit-Policy"] == '"default";q=3;w=60'
 
 
+async def test_a_clients_limit_beyond_what_the_limiter_counts_is_served() -> None:
+    responses = [await get(client="12:999999999999") for _ in range(3)]
+
+    assert {r.status_code for r in responses} == {200}
+    assert responses[0].headers["RateLimit-Policy"] == '"client";q=60000000;w=60'
+
+
 async def test_a_clients_limit_of_zero_is_no_limit() -> None:
     responses = [await get(client="11:0") for _ in range(10)]
 
@@ -410,8 +417,10 @@ def test_every_limited_operation_documents_the_429_and_the_fields() -> None:
         too_many = responses["429"]
         assert too_many["content"]["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/Problem"}
         assert {"Retry-After", "RateLimit", "RateLimit-Policy", "X-Request-ID"} <= set(too_many["headers"])
-        assert {"RateLimit", "RateLimit-Policy"} <= set(responses["200"]["headers"])
-        assert "RateLimit" not in responses["406"].get("headers", {})  # refused before the check
+        success = next(status for status in responses if status.startswith("2"))
+        assert {"RateLimit", "RateLimit-Policy"} <= set(responses[success]["headers"])
+        for refused_before_the_check in ("401", "403", "406", "413"):
+            assert "RateLimit" not in responses.get(refused_before_the_check, {}).get("headers", {})
     assert "rate_limited" in schema["components"]["schemas"]["ProblemCode"]["enum"]
 
 
