@@ -51,4 +51,7 @@ bench-transports: install ## Measure the httpx transports (decides the upstream 
 bench-hostile: install ## Hostile upstream and clients, measured (HOSTILE_ARGS="--tree /tmp/before --load-seconds 120")
 	$(BIN)/python benchmarks/hostile.py $(HOSTILE_ARGS)
 
-.PHONY: help install run test lint format schema bench bench-transports bench-hostile
+bench-database: install ## Measure the async database paths on PostgreSQL and SQLite (DATABASE_ARGS=--quick)
+	$(BIN)/python benchmarks/database.py $(DATABASE_ARGS)
+
+.PHONY: help install run test lint format schema bench bench-transports bench-hostile bench-database

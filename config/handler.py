@@ -12,14 +12,14 @@ thread*, and the event loop thread never opens one (Django forbids database acce
 nothing to do; the cache receivers close nothing for local memory; `log_response` formats a log record. Running
 them inline on the event loop is both correct and far cheaper than a thread per request.
 
-`handle()` below is Django 5.2's, with exactly those calls made inline (marked `# inline`). Signals keep Django's
-semantics without its thread: sync receivers run inline, in order, then async receivers are awaited concurrently
-(`Signal.asend` would run the sync ones through `sync_to_async`; `Signal.send` cannot run async ones inside an event
-loop at all). One hop is kept, on a client disconnect only: the request body is closed through the request's
-thread-sensitive executor, so sync view code still running there never finds it closed (Django gets that ordering
-from `asend`'s hop; its test_cancel_post_request_with_sync_processing pins it). Django is pinned to 5.2.x in
-pyproject.toml; `tests/test_thread_hops.py` fails if a hop comes back,
-and tests/framework/test_django_handler_suite.py runs Django's own `tests/asgi/` and `tests/handlers/` against this
+`_handle()` below is Django 5.2's `handle()`, with exactly those calls made inline (marked `# inline`). Signals keep
+Django's semantics without its thread: sync receivers run inline, in order, then async receivers are awaited
+concurrently (`Signal.asend` would run the sync ones through `sync_to_async`; `Signal.send` cannot run async ones
+inside an event loop at all). One hop is kept, on a client disconnect only: the request body is closed through the
+request's thread-sensitive executor, so sync view code still running there never finds it closed (Django gets that
+ordering from `asend`'s hop; its test_cancel_post_request_with_sync_processing pins it). Django is pinned to 5.2.x in
+pyproject.toml; `tests/test_thread_hops.py` fails if a hop comes back, and
+tests/framework/test_django_handler_suite.py runs Django's own `tests/asgi/` and `tests/handlers/` against this
 handler (the tests that do not apply are listed there, with the reason).
 
 One addition Django does not have: a request body over `settings.MAX_REQUEST_BODY_BYTES` is refused with a 413
@@ -27,10 +27,11 @@ problem document without being read (a declared `Content-Length` is checked befo
 only up to the limit). The 413 passes through the middleware (request id, Host check) like any response. Unset, the
 limit is off (stock behaviour).
 
-The database's per-request receivers are disconnected as well: no request here opens a connection (the API keeps
-no data; Django forbids database access from the event loop), so they would only walk empty connection lists on
-every request. Code that adds database access in views must reconnect them (django.db.close_old_connections and
-reset_queries on request_started/request_finished).
+The database's per-request receivers are disconnected as well: on the loop they would only walk the loop thread's
+connection list, which is empty (Django forbids database access from the event loop). A request that reached the
+database through its thread (Django's async ORM, `api.database.arun`) gets Django's `close_old_connections` in that
+thread at its end (`release_request_thread`, one hop, only for such requests); native reads (api/database.py) use
+no thread and pay nothing.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import contextlib
 import tempfile
 from typing import IO, Any
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import SyncToAsync, sync_to_async
 from django.conf import settings
 from django.core import signals
 from django.core.exceptions import RequestAborted
@@ -63,6 +64,12 @@ class TributaryASGIHandler(ASGIHandler):
         signals.request_finished.disconnect(close_old_connections)
 
     async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            await self._handle(scope, receive, send)
+        finally:
+            await release_request_thread()
+
+    async def _handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         limit = getattr(settings, "MAX_REQUEST_BODY_BYTES", None)
         refused = limit is not None and _declared_length(scope) > limit
         try:
@@ -163,6 +170,21 @@ class TributaryASGIHandler(ASGIHandler):
                 request=request,
             )
         return response
+
+
+async def release_request_thread() -> None:
+    """Django's end-of-request `close_old_connections`, in the request's own thread, for a request that has one.
+
+    Database connections belong to a thread. Code that reached the database through `sync_to_async` (Django's async
+    ORM, `api.database.arun`) did it in this request's thread (its `ThreadSensitiveContext`); Django's handler closes
+    them there, in its `request_finished` hop, but ours sends that signal on the loop, where no connection is. So a
+    request that started a thread makes one more hop into it, and its connections go back to the pool (without it
+    each such request kept one until DATABASE_POOL_MAX_SIZE requests had exhausted the pool); a request that never
+    left the loop (upstream-only endpoints, native reads: api/database.py) pays nothing.
+    """
+    context = SyncToAsync.thread_sensitive_context.get(None)
+    if context is not None and context in SyncToAsync.context_to_thread_executor:
+        await sync_to_async(close_old_connections)()
 
 
 async def send_on_loop(signal: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:

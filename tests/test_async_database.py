@@ -362,6 +362,20 @@ async def test_a_request_reading_natively_costs_no_thread_hop(
         assert hops.hops  # the control: Django's async ORM in the same place hops
 
 
+async def test_djangos_async_orm_in_a_view_gives_its_connection_back(
+    pg_alias: str, db_access: None, settings: Any
+) -> None:
+    """Tributary's handler returns the connections of a request's thread at its end (config/handler.py
+    release_request_thread): five requests through Django's async ORM against a pool of 3 with a 1 s timeout."""
+    from config import asgi
+
+    settings.ROOT_URLCONF = __name__
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi.application), base_url="http://127.0.0.1") as c:
+        responses = [await c.get("/django/?key=k005") for _ in range(5)]
+
+    assert [r.status_code for r in responses] == [200] * 5
+
+
 async def test_arun_returns_each_requests_connection_to_the_pool(pg_alias: str, db_access: None) -> None:
     """Tributary's handler does not run close_old_connections in the request's thread; arun() releases it itself.
     Five requests (each its own thread) against a pool of 3 with a 1 s timeout: all served."""
