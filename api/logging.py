@@ -49,7 +49,7 @@ def upstream_summary(record: RequestRecord) -> str:
 class AccessLog(RequestObserver):
     """The access line: INFO on `tributary.access` (LOG_LEVEL=WARNING turns it off)."""
 
-    def finished(self, request: HttpRequest, response: HttpResponseBase, record: RequestRecord) -> None:
+    def finished(self, request: HttpRequest, response: HttpResponseBase | None, record: RequestRecord) -> None:
         if not access_logger.isEnabledFor(logging.INFO):
             return
         duration_ms = round(record.seconds * 1000, 1)

@@ -46,6 +46,9 @@ __all__ = [
 
 GetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
 
+# The status recorded for a request whose client went away before it was answered (nginx's convention).
+CLIENT_CLOSED = 499
+
 # A client-supplied id is kept only if it is short and plain: it ends up in logs and upstream headers.
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -70,23 +73,25 @@ class ObservabilityMiddleware:
         token = request_calls.set(calls)
         for observer in self.observers:
             observer.started(request)
+        response: HttpResponseBase | None = None
         try:
             response = await self.get_response(request)
+            return response
         finally:
+            # Also when the request is cancelled (the client went away: Django cancels the view), so nothing that
+            # counted it in (requests in flight) misses its end: it is recorded as 499, nginx's "client closed".
             request_calls.reset(token)
-            seconds = time.perf_counter() - began
-        record = RequestRecord(
-            method=request.method or "GET",
-            route=route_of(request),
-            status=response.status_code,
-            seconds=seconds,
-            client=client_of(request),
-            request_id=response.get(REQUEST_ID_HEADER, "-"),
-            calls=calls,
-        )
-        for observer in self.observers:
-            observer.finished(request, response, record)
-        return response
+            record = RequestRecord(
+                method=request.method or "GET",
+                route=route_of(request),
+                status=response.status_code if response is not None else CLIENT_CLOSED,
+                seconds=time.perf_counter() - began,
+                client=client_of(request),
+                request_id=response.get(REQUEST_ID_HEADER, "-") if response is not None else "-",
+                calls=calls,
+            )
+            for observer in self.observers:
+                observer.finished(request, response, record)
 
 
 def client_of(request: HttpRequest) -> str:

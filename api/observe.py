@@ -26,7 +26,7 @@ class RequestRecord:
 
     method: str
     route: str  # the URL pattern that matched ("/api/products/{id}/"), never the raw path; "unmatched" for none
-    status: int
+    status: int  # 499 when the client went away first (no response)
     seconds: float
     client: str  # the API key's client name, or "anonymous"
     request_id: str
@@ -39,4 +39,5 @@ class RequestObserver:
 
     def started(self, request: HttpRequest) -> None: ...
 
-    def finished(self, request: HttpRequest, response: HttpResponseBase, record: RequestRecord) -> None: ...
+    def finished(self, request: HttpRequest, response: HttpResponseBase | None, record: RequestRecord) -> None:
+        """The request is over; `response` is None when it was cancelled (`record.status` is then 499)."""

@@ -145,7 +145,7 @@ class RequestMetrics(RequestObserver):
     def started(self, request: HttpRequest) -> None:
         http_in_flight.inc()
 
-    def finished(self, request: HttpRequest, response: HttpResponseBase, record: RequestRecord) -> None:
+    def finished(self, request: HttpRequest, response: HttpResponseBase | None, record: RequestRecord) -> None:
         http_in_flight.dec()
         worker_requests.inc()
         status = str(record.status)

@@ -13,8 +13,8 @@ request's path.
   route (`GET /api/products/{id}/`, not the raw path) and sets `http.route` and the client.
 - Upstream spans: `UpstreamSpans`, an `upstreams.Observer`, opens a client span around each upstream call (cache,
   coalescing and retries included: one span per call, with `tributary.upstream`, `.outcome`, `.retries`, `.cache`)
-  and injects its context into the upstream request's headers (`traceparent`), so the upstream's spans are its
-  children. We wrap our own call and do not instrument aiohttp's session: both would make two spans per call.
+  and injects it into each request the call sends (`traceparent`), so the upstream's spans are its children. We
+  wrap our own call and do not instrument aiohttp's session: both would make two spans per call.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -82,30 +81,30 @@ def instrument(app: Any, provider: Any) -> Any:
 
 
 class UpstreamSpans(Observer):
-    """A client span around every upstream call, current while it runs, so the request it sends carries it."""
+    """A client span around every upstream call; the requests it sends carry it (`traceparent`)."""
 
     def __init__(self, provider: Any) -> None:
         self.tracer = provider.get_tracer("tributary.upstreams")
+        self._names: dict[str, str] = {}
 
     def call_started(self, upstream: str) -> Any:
-        span = self.tracer.start_span(
-            f"GET {upstream}", kind=SpanKind.CLIENT, attributes={"tributary.upstream": upstream}
-        )
-        return span, otel_context.attach(trace.set_span_in_context(span))
+        # Not made the current span (no context attach/detach per call): nothing under it needs to find it but
+        # `outgoing`, which is handed it.
+        name = self._names.get(upstream) or self._names.setdefault(upstream, f"GET {upstream}")
+        return self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes={"tributary.upstream": upstream})
+
+    def outgoing(self, headers: dict[str, str], started: Any) -> None:
+        propagate.inject(headers, context=trace.set_span_in_context(started))  # traceparent (+ tracestate, baggage)
 
     def call_ended(self, record: CallRecord, started: Any) -> None:
-        span, token = started
-        otel_context.detach(token)
-        span.set_attribute("tributary.outcome", record.outcome)
-        span.set_attribute("tributary.cache", record.cache)
-        span.set_attribute("tributary.retries", record.retries)
+        span = started
+        span.set_attributes(
+            {"tributary.outcome": record.outcome, "tributary.cache": record.cache, "tributary.retries": record.retries}
+        )
         if record.error is not None:
             span.set_attribute("error.type", record.error)
             span.set_status(Status(StatusCode.ERROR, record.error))
         span.end()
-
-    def outgoing(self, headers: dict[str, str]) -> None:
-        propagate.inject(headers)  # traceparent (and tracestate, baggage) of the current span: the call's
 
 
 _installed: UpstreamSpans | None = None
@@ -130,7 +129,7 @@ def uninstall() -> None:
 class ServerSpanNames(RequestObserver):
     """Name the request's server span after its route, with `http.route` and the caller's client name."""
 
-    def finished(self, request: HttpRequest, response: HttpResponseBase, record: RequestRecord) -> None:
+    def finished(self, request: HttpRequest, response: HttpResponseBase | None, record: RequestRecord) -> None:
         span = trace.get_current_span()
         if span.is_recording():
             span.update_name(f"{record.method} {record.route}")

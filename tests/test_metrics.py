@@ -7,6 +7,8 @@ One process here (no PROMETHEUS_MULTIPROC_DIR): values are read from prometheus_
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -97,7 +99,16 @@ async def denying_view(request: HttpRequest) -> HttpResponse:
     return HttpResponse(b"{}", status=status, content_type="application/json")
 
 
-urlpatterns = [path("in-flight/", in_flight_view), path("deny/", denying_view)]
+SLOW_VIEW_STARTED = asyncio.Event()
+
+
+async def slow_view(request: HttpRequest) -> HttpResponse:
+    SLOW_VIEW_STARTED.set()
+    await asyncio.sleep(30)  # cancelled long before: the client goes away
+    return HttpResponse(b"{}", content_type="application/json")
+
+
+urlpatterns = [path("in-flight/", in_flight_view), path("deny/", denying_view), path("slow/", slow_view)]
 
 
 async def test_requests_in_flight_count_the_request_being_served(api: Any, settings: Any) -> None:
@@ -110,6 +121,47 @@ async def test_requests_in_flight_count_the_request_being_served(api: Any, setti
     seen = IN_FLIGHT
     assert seen == [idle + 1]
     assert value("tributary_http_requests_in_flight") == idle
+
+
+async def test_a_request_whose_client_goes_away_is_counted_499_and_leaves_the_in_flight_gauge(settings: Any) -> None:
+    from config.handler import TributaryASGIHandler
+
+    settings.ROOT_URLCONF = __name__
+    SLOW_VIEW_STARTED.clear()
+    idle = value("tributary_http_requests_in_flight")
+    delta = Delta()
+    messages = [{"type": "http.request", "body": b"", "more_body": False}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop()
+        await SLOW_VIEW_STARTED.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/slow/",
+        "raw_path": b"/slow/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }
+    await asyncio.wait_for(TributaryASGIHandler()(scope, receive, send), 10)
+
+    assert sent == []  # nobody to answer
+    assert value("tributary_http_requests_in_flight") == idle
+    count = "tributary_http_request_duration_seconds_count"
+    assert delta.of(count, route="/slow/", method="GET", status="499") == 1
 
 
 async def test_unauthenticated_forbidden_and_rate_limited_answers_are_counted_per_client(
@@ -316,3 +368,74 @@ def _route(path: str) -> str:
         "/healthz": "/healthz",
         "/metrics": "/metrics",
     }[path]
+
+
+async def test_shared_breaker_transitions_are_counted_once_by_the_process_that_made_them(redis_url: str) -> None:
+    """Two processes' Redis breakers for one upstream (as two workers would have): the circuit opens once, though
+    both see the faults, and the probe's process counts the half-open and closed transitions."""
+    from upstreams import BreakerPolicy, UpstreamConnectError
+    from upstreams.redis_breaker import RedisCircuitBreaker, RedisClients
+
+    policy = BreakerPolicy(failures=2, failure_ratio=1.0, min_calls=100, window=30, cooldown=0.05)
+    clients = [RedisClients(redis_url), RedisClients(redis_url)]
+    a, b = (RedisCircuitBreaker("shared-up", policy, clients=c, probe_ttl=5) for c in clients)
+    delta = Delta()
+    try:
+        admitted = [(breaker, await breaker.acquire()) for breaker in (a, b, a)]  # all three while closed
+        for breaker, probe in admitted:  # the second fault opens it; the third is a straggler's
+            await breaker.report(UpstreamConnectError("shared-up"), probe=probe)
+        await asyncio.sleep(policy.cooldown + 0.05)
+        probe = await b.acquire()
+        await b.report(None, probe=probe)
+    finally:
+        for c in clients:
+            await c.aclose()
+
+    transitions = "tributary_upstream_breaker_transitions_total"
+    assert probe is True
+    assert delta.of(transitions, upstream="shared-up", state="open") == 1
+    assert delta.of(transitions, upstream="shared-up", state="half_open") == 1
+    assert delta.of(transitions, upstream="shared-up", state="closed") == 1
+    assert value("tributary_upstream_breaker_state", upstream="shared-up", state="closed") == 1
+
+
+# --- Several workers: the metrics directory (config/serve.py) -----------------------------------------------------
+
+
+def test_serve_empties_the_metrics_directory_it_is_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from config import serve
+
+    (tmp_path / "counter_4242.db").write_bytes(b"last run")
+    (tmp_path / "keep.txt").write_text("not ours")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+
+    assert serve._prepare_metrics_dir(2) is None  # given: not ours to remove at exit
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
+def test_serve_makes_a_metrics_directory_for_several_workers_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from config import serve
+
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    assert serve._prepare_metrics_dir(1) is None
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+
+    made = serve._prepare_metrics_dir(2)
+
+    assert made is not None
+    assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == made
+    assert Path(made).is_dir()
+    Path(made).rmdir()
+
+
+def test_a_dead_workers_live_gauges_leave_and_its_counts_stay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from config import serve
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    for name in ("gauge_livesum_4242.db", "gauge_liveall_4242.db", "counter_4242.db", "gauge_livesum_4343.db"):
+        (tmp_path / name).write_bytes(b"")
+
+    serve._mark_dead(4242)
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["counter_4242.db", "gauge_livesum_4343.db"]

@@ -69,7 +69,8 @@ class Observer:
 
     def retried(self, upstream: str) -> None: ...
 
-    def outgoing(self, headers: dict[str, str]) -> None: ...
+    def outgoing(self, headers: dict[str, str], started: Any) -> None:
+        """The current call sends a request with `headers` (editable); `started` is what `call_started` returned."""
 
     def breaker_changed(self, upstream: str, state: str) -> None: ...
 
@@ -86,16 +87,20 @@ _observers: tuple[Observer, ...] = ()
 request_calls: ContextVar[list[CallRecord] | None] = ContextVar("tributary_request_calls", default=None)
 
 
-class _Retries:
-    __slots__ = ("count",)
+class _Call:
+    """A call in progress: its retries so far, and what each observer made of its start."""
 
-    def __init__(self) -> None:
-        self.count = 0
+    __slots__ = ("observers", "retries", "states")
+
+    def __init__(self, observers: tuple[Observer, ...]) -> None:
+        self.observers = observers
+        self.states: list[Any] = []
+        self.retries = 0
 
 
-# The call in progress in this context, for `retried`. The single-flight task that does the HTTP work for coalesced
-# callers copies its first caller's context, so its retries are that caller's.
-_current: ContextVar[_Retries | None] = ContextVar("tributary_current_call", default=None)
+# The call in progress in this context, for `retried` and `outgoing`. The single-flight task that does the HTTP work
+# for coalesced callers copies its first caller's context, so its retries and requests are that caller's.
+_current: ContextVar[_Call | None] = ContextVar("tributary_current_call", default=None)
 
 
 def add_observer(observer: Observer) -> None:
@@ -140,44 +145,47 @@ def observed(method: Callable[Concatenate[S, P], Awaitable[R]]) -> Callable[Conc
         if not watching and collected is None:
             return await method(self, *args, **kwargs)
         upstream = self.name
-        retries = _Retries()
-        token = _current.set(retries)
-        started = [observer.call_started(upstream) for observer in watching]
+        current = _Call(watching)
+        token = _current.set(current)
+        current.states = [observer.call_started(upstream) for observer in watching]
         began = time.perf_counter()
         record: CallRecord | None = None
         try:
             result = await method(self, *args, **kwargs)
-            outcome = "retried" if retries.count and result.cache == "miss" else result.cache
-            record = CallRecord(upstream, outcome, result.cache, retries.count, time.perf_counter() - began)
+            outcome = "retried" if current.retries and result.cache == "miss" else result.cache
+            record = CallRecord(upstream, outcome, result.cache, current.retries, time.perf_counter() - began)
             return result
         except UpstreamError as exc:
-            record = CallRecord(upstream, exc.code, "miss", retries.count, time.perf_counter() - began, exc.code)
+            record = CallRecord(upstream, exc.code, "miss", current.retries, time.perf_counter() - began, exc.code)
             raise
         except asyncio.CancelledError:
-            record = CallRecord(upstream, "cancelled", "miss", retries.count, time.perf_counter() - began, "cancelled")
+            seconds = time.perf_counter() - began
+            record = CallRecord(upstream, "cancelled", "miss", current.retries, seconds, "cancelled")
             raise
         finally:
             _current.reset(token)
             if record is not None:  # None: a bug's exception, which the problem handler logs
                 if collected is not None:
                     collected.append(record)
-                for observer, state in zip(watching, started, strict=True):
+                for observer, state in zip(watching, current.states, strict=True):
                     observer.call_ended(record, state)
 
     return call
 
 
 def retried(upstream: str) -> None:
-    retries = _current.get()
-    if retries is not None:
-        retries.count += 1
+    current = _current.get()
+    if current is not None:
+        current.retries += 1
     for observer in _observers:
         observer.retried(upstream)
 
 
 def outgoing(headers: dict[str, str]) -> None:
-    for observer in _observers:
-        observer.outgoing(headers)
+    current = _current.get()
+    if current is not None:
+        for observer, state in zip(current.observers, current.states, strict=True):
+            observer.outgoing(headers, state)
 
 
 def breaker_changed(upstream: str, state: str) -> None:
