@@ -15,7 +15,7 @@ from rest_framework.utils.urls import remove_query_param, replace_query_param
 from . import serializers as s
 from .aggregation import Aggregate, Batch, Fetch, FetchEach, Parts
 
-__all__ = ["ExternalData", "MultipleExternalData", "ProductList", "ProductOverview"]
+__all__ = ["ExternalData", "MultipleExternalData", "ProductList", "ProductOverview", "product_fields"]
 
 CENTS = Decimal("0.01")
 
@@ -56,7 +56,7 @@ class MultipleExternalData(Aggregate):
         return {"results": [parts.get("first"), parts.get("second"), parts.get("third")]}
 
 
-def _product(data: dict[str, Any]) -> dict[str, Any]:
+def product_fields(data: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": data["id"],
         "sku": data["sku"],
@@ -117,7 +117,7 @@ class ProductList(Aggregate):
             review = parts.item("reviews", item["id"], path=f"results[{index}].average_rating")
             results.append(
                 {
-                    **_product(item),
+                    **product_fields(item),
                     "inventory": stock and {"available": stock["available"], "in_stock": stock["available"] > 0},
                     "average_rating": review and review["average_rating"],
                 }
@@ -182,7 +182,7 @@ class ProductOverview(Aggregate):
         stock = parts.get("inventory")
         reviews = parts.get("reviews")
         return {
-            **_product(product),
+            **product_fields(product),
             "converted_price": self._converted_price(parts, product),
             "inventory": stock
             and {

@@ -24,14 +24,16 @@ job; validating the payload with the fetch's DRF serializer is this module's. A 
 from __future__ import annotations
 
 import inspect
+import logging
 import re
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
 import orjson
 from django.conf import settings
+from django.db import DatabaseError
 from rest_framework import exceptions, serializers
 
 from upstreams import (
@@ -41,6 +43,7 @@ from upstreams import (
     UpstreamError,
     UpstreamNotFound,
     UpstreamPayloadInvalid,
+    UpstreamUnavailable,
     fan_out,
     get_registry,
     remaining,
@@ -59,6 +62,7 @@ __all__ = [
     "FetchEach",
     "Inputs",
     "Parts",
+    "Read",
     "Route",
     "Timing",
     "missing_entry",
@@ -66,6 +70,9 @@ __all__ = [
     "stale_entry",
     "unpublish",
 ]
+
+
+logger = logging.getLogger("tributary.aggregation")
 
 
 @dataclass(frozen=True)
@@ -184,6 +191,24 @@ class FetchEach:
         return found
 
 
+@dataclass(frozen=True, kw_only=True)
+class Read:
+    """A part of an aggregate read from our own data (the database), declared beside the fetches: `run(inputs)`
+    returns its data, or None when there is nothing (then `not_found`, when given, is our 404). It runs in the same
+    fan-out as the upstream calls, under the same deadline, and shows in `Server-Timing` as `source` ("database").
+    A response with a `Read` part is private to its client and not to be reused without asking (`max-age=0`)."""
+
+    run: Callable[[Inputs], Awaitable[Any]]
+    needs: tuple[str, ...] = ()
+    required: bool = True
+    not_found: str | None = None
+    source: str = "database"
+
+    @property
+    def upstream(self) -> str:
+        return self.source
+
+
 NOT_RETURNED = "The upstream service returned nothing for this item."
 
 
@@ -294,7 +319,7 @@ class Aggregate:
     `"products/{id:int}/weather"`.
     """
 
-    fetches: ClassVar[dict[str, Fetch | FetchEach]] = {}
+    fetches: ClassVar[dict[str, Fetch | FetchEach | Read]] = {}
     route: ClassVar[str | None] = None
     query: ClassVar[type[serializers.Serializer] | None] = None
     response: ClassVar[type[serializers.Serializer]]
@@ -305,7 +330,9 @@ class Aggregate:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         fetches = dict(cls.fetches)
-        fetches.update({name: value for name, value in vars(cls).items() if isinstance(value, Fetch | FetchEach)})
+        fetches.update(
+            {name: value for name, value in vars(cls).items() if isinstance(value, Fetch | FetchEach | Read)}
+        )
         cls.fetches = fetches
         # Fail at import time, not at the first request, on a name typo in `needs` or a cycle.
         validate_calls([Call(name=n, upstream=f.upstream, run=_never, needs=f.needs) for n, f in fetches.items()])
@@ -355,6 +382,8 @@ class Aggregate:
                     if isinstance(fetch, FetchEach):
                         results[name] = _demo_enriched(fetch, results[fetch.of])
                         continue
+                    if isinstance(fetch, Read):
+                        raise LookupError(f"{cls.__name__}.{name} reads our own data: the demo has no example of it")
                     inputs = Inputs(args=args, results={needed: results[needed] for needed in fetch.needs})
                     if fetch.when is not None and not fetch.when(inputs):
                         results[name] = None
@@ -406,6 +435,11 @@ class Aggregate:
         if missing or stale:
             freshness.append(Freshness(0.0))
         for index, timing in enumerate(timings):
+            if isinstance(self.fetches[timing.name], Read):
+                freshness.append(Freshness(0.0, private=True))
+                if timing.error is None:
+                    timings[index] = replace(timing, outcome="read")
+                continue
             enriched = outcome.results.get(timing.name)
             if isinstance(enriched, Enriched):
                 freshness += [result.freshness for result in enriched.fetched]
@@ -422,9 +456,14 @@ class Aggregate:
     def shape(self, parts: Parts) -> Any:
         raise NotImplementedError
 
-    def _call(self, name: str, fetch: Fetch | FetchEach, args: Mapping[str, Any], fetched: dict[str, Fetched]) -> Call:
+    def _call(
+        self, name: str, fetch: Fetch | FetchEach | Read, args: Mapping[str, Any], fetched: dict[str, Fetched]
+    ) -> Call:
         if isinstance(fetch, FetchEach):
             return Call(name=name, upstream=fetch.upstream, run=_enrichment(fetch), needs=fetch.needs, required=False)
+        if isinstance(fetch, Read):
+            reading = _reading(fetch, args)
+            return Call(name=name, upstream=fetch.source, run=reading, needs=fetch.needs, required=fetch.required)
 
         async def run(needed: Mapping[str, Any]) -> Any:
             inputs = Inputs(args=args, results=needed)
@@ -489,6 +528,23 @@ def _enrichment(each: FetchEach) -> Callable[[Mapping[str, Any]], Any]:
                 else:
                     enriched.values[key] = answer
         return enriched
+
+    return run
+
+
+def _reading(read: Read, args: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], Any]:
+    """The `run` of a `Read`'s call: a database failure is the part's failure (503 `upstream_unavailable` with
+    `upstream: database` when required, a `missing` entry when not), never a 500."""
+
+    async def run(needed: Mapping[str, Any]) -> Any:
+        try:
+            data = await read.run(Inputs(args=args, results=needed))
+        except DatabaseError:
+            logger.exception("%s: the read failed", read.source)
+            raise UpstreamUnavailable(read.source, "The database is unavailable.") from None
+        if data is None and read.not_found is not None:
+            raise exceptions.NotFound(read.not_found.format_map(dict(args)))
+        return data
 
     return run
 

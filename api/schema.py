@@ -19,6 +19,7 @@ _MEANINGS = {
     400: "Invalid query parameters or `Request-Timeout` header (`errors` lists each field), or a malformed request.",
     404: "The resource does not exist.",
     406: "The `Accept` header admits neither `application/json` nor `application/problem+json`.",
+    413: "The request body is larger than the service takes (`MAX_REQUEST_BODY_BYTES`).",
     500: "Unexpected server error; details are in the server log under `request_id`.",
     502: "An upstream failed: it answered with an error status, the exchange broke, its payload is unusable (with "
     "the failing fields in `errors`), or a call this one needs failed first.",

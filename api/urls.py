@@ -5,6 +5,7 @@ from django.urls import URLPattern, URLResolver, path
 from rest_framework.routers import SimpleRouter
 
 from . import aggregates, views
+from .collections.views import CollectionViewSet
 
 assert aggregates  # imported for its declarations: each published aggregate registers itself
 
@@ -15,6 +16,7 @@ def api_urlpatterns() -> list[URLPattern | URLResolver]:
     for prefix, viewset in views.aggregate_viewsets():
         router.register(prefix, viewset, basename=prefix)
     router.register("upstreams", views.UpstreamViewSet, basename="upstream")
+    router.register("collections", CollectionViewSet, basename="collection")
     return router.urls
 
 

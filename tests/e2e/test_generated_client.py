@@ -134,7 +134,10 @@ def test_product_list_page_parses_into_generated_models(generated: GeneratedPack
     assert isinstance(page, models.ProductPage)
     assert page.count == 120
     assert [product.id for product in page.results] == [1, 2]
-    assert all(isinstance(product, models.Product) for product in page.results)
+    assert all(isinstance(product, models.ProductListItem) for product in page.results)
+    assert page.results[0].inventory.available == 30  # enriched from the demo inventory (SKU-00001)
+    assert page.results[0].average_rating == 2.7  # and from the demo reviews
+    assert page.missing == []
     assert page.previous is None
     assert isinstance(page.next_, str)
 
@@ -178,3 +181,38 @@ def test_authenticated_client_against_a_service_that_requires_keys(
             assert time.monotonic() < deadline, "the revoked key still works after 30 s"
             time.sleep(0.2)
         assert status == HTTPStatus.UNAUTHORIZED
+
+
+def test_generated_client_creates_reads_and_deletes_a_collection(
+    generated: GeneratedPackage, keyed_sqlite_service: KeyedService
+) -> None:
+    """Our own data through the generated client: created (checked against the catalog), read back composed with
+    the catalog, stock and ratings, deleted."""
+    client_module = generated.module("client")
+    create = generated.module("api.collections.create_collection")
+    retrieve = generated.module("api.collections.get_collection")
+    delete = generated.module("api.collections.delete_collection")
+    models = generated.module("models")
+    problem = generated.module("models.problem")
+    body = models.CollectionWriteRequest(
+        name="Wishlist",
+        items=[models.ItemWriteRequest(product_id=8, note="blue"), models.ItemWriteRequest(product_id=7)],
+    )
+
+    with client_module.AuthenticatedClient(base_url=keyed_sqlite_service.url, token=keyed_sqlite_service.key) as client:
+        created = create.sync_detailed(client=client, body=body)
+        assert created.status_code == HTTPStatus.CREATED, created.content
+        collection_id = created.parsed.id
+
+        read = retrieve.sync_detailed(collection_id, client=client)
+        assert read.status_code == HTTPStatus.OK, read.content
+        assert [item.product_id for item in read.parsed.items] == [8, 7]
+        assert read.parsed.items[0].note == "blue"
+        assert read.parsed.items[0].product.sku == "SKU-00008"
+        assert read.parsed.items[0].inventory.available >= 0
+        assert read.parsed.missing == []
+
+        assert delete.sync_detailed(collection_id, client=client).status_code == HTTPStatus.NO_CONTENT
+        gone = retrieve.sync_detailed(collection_id, client=client)
+        assert gone.status_code == HTTPStatus.NOT_FOUND
+        assert isinstance(gone.parsed, problem.Problem)
