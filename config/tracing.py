@@ -84,12 +84,22 @@ class UpstreamSpans(Observer):
     """A client span around every upstream call; the requests it sends carry it (`traceparent`)."""
 
     def __init__(self, provider: Any) -> None:
+        from opentelemetry.sdk.trace.sampling import ParentBased
+
         self.tracer = provider.get_tracer("tributary.upstreams")
+        # With a parent-based sampler (the default), a request that is not sampled has no sampled child: its calls
+        # need no span of their own, only its trace context passed on (sampled=0, so the upstream does not sample).
+        self._follow_parent = isinstance(getattr(provider, "sampler", None), ParentBased)
         self._names: dict[str, str] = {}
 
     def call_started(self, upstream: str) -> Any:
         # Not made the current span (no context attach/detach per call): nothing under it needs to find it but
         # `outgoing`, which is handed it.
+        if self._follow_parent:
+            parent = trace.get_current_span()
+            context = parent.get_span_context()
+            if context.is_valid and not context.trace_flags.sampled:
+                return parent  # not recording, not ours to end
         name = self._names.get(upstream) or self._names.setdefault(upstream, f"GET {upstream}")
         return self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes={"tributary.upstream": upstream})
 
@@ -98,6 +108,8 @@ class UpstreamSpans(Observer):
 
     def call_ended(self, record: CallRecord, started: Any) -> None:
         span = started
+        if not span.is_recording():
+            return
         span.set_attributes(
             {"tributary.outcome": record.outcome, "tributary.cache": record.cache, "tributary.retries": record.retries}
         )

@@ -181,11 +181,11 @@ def test_tracing_is_off_unless_the_otel_variables_configure_an_exporter(environ:
 @pytest.mark.parametrize(("path", "status"), PATHS)
 async def test_no_thread_hop_with_tracing_on(
     demo: Any,
-    hops: HopCounter,
+    hops: HopCounter,  # noqa: F811
     settings: Any,
     monkeypatch: pytest.MonkeyPatch,
     path: str,
-    status: int,  # noqa: F811
+    status: int,
 ) -> None:
     """The production set-up (OTLP exporter, batch processor) around every request of the hop test."""
     demo()
@@ -209,3 +209,27 @@ async def test_no_thread_hop_with_tracing_on(
             provider.shutdown()
         # The spans did leave (not the probes': /healthz is not traced).
         assert collector.spans >= (0 if path == "/healthz" else 4)
+
+
+async def test_an_unsampled_request_records_no_span_and_passes_the_decision_upstream(
+    scripted: Any, settings: Any
+) -> None:
+    """A client's traceparent with sampled=0 (parent-based sampling, the default): nothing is recorded here, and the
+    upstream gets the same trace, still unsampled, so it does not record either."""
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    upstream = scripted()
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(1.0)))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    app = traced_app(settings, provider)
+    try:
+        response = await get(app, "/api/external-data/", {"traceparent": f"00-{TRACE_ID}-{CLIENT_SPAN_ID}-00"})
+    finally:
+        tracing.uninstall()
+        provider.shutdown()
+
+    assert response.status_code == 200
+    assert exporter.get_finished_spans() == ()
+    _, trace_id, _, flags = upstream.headers[-1]["traceparent"].split("-")
+    assert (trace_id, flags) == (TRACE_ID, "00")
