@@ -23,9 +23,10 @@ end-of-request `close_old_connections` hop that Django's handler makes, without 
 never returned to the pool), and `asgi` (a tiny async view per path served by Tributary's own ASGI handler,
 config/handler.py, called like uvicorn calls it; that handler makes no end-of-request hop).
 
-Reported per case: operations/s, latency p50/p99 (µs), `sync_to_async` hops per operation, threads started per
-operation, peak threads alive, and failures (with the first error). Each case is run `--rounds` times, interleaved;
-the median round by throughput is shown.
+Reported per case: operations/s, latency p50/p99 (µs), this process's CPU time per operation (all its threads; the
+steadiest figure on a shared machine), `sync_to_async` hops per operation, threads started per operation, peak threads
+alive, and failures (with the first error). Each case is run `--rounds` times, interleaved; the median round by
+throughput is shown.
 
     .venv/bin/python benchmarks/database.py [--ops 1000] [--rounds 3] [--quick] [--json out.json]
 """
@@ -302,6 +303,7 @@ class Result:
     ops: int
     seconds: float
     latencies_ns: list[int] = field(repr=False)
+    cpu_seconds: float
     hops: int
     threads_started: int
     peak_threads: int
@@ -328,6 +330,7 @@ class Result:
             "ops_per_s": round(self.ops_per_s, 1),
             "p50_us": round(self.percentile(0.5), 1),
             "p99_us": round(self.percentile(0.99), 1),
+            "cpu_us_per_op": round(self.cpu_seconds / max(1, self.ops) * 1e6, 1),
             "hops_per_op": round(self.hops / max(1, self.ops), 2),
             "threads_per_op": round(self.threads_started / max(1, self.ops), 2),
             "peak_threads": self.peak_threads,
@@ -381,7 +384,7 @@ async def run_case(
 ) -> Result:
     warm = max(concurrency * 2, ops // 10)
     await measure(op, concurrency=concurrency, ops=warm, seed=seed + 1, budget=CASE_SECONDS / 2)
-    hops, threads = Counters.hops, Counters.threads
+    hops, threads, cpu = Counters.hops, Counters.threads, time.process_time()
     elapsed, latencies, failures, first_error, peak = await measure(
         op, concurrency=concurrency, ops=ops, seed=seed, budget=CASE_SECONDS
     )
@@ -394,6 +397,7 @@ async def run_case(
         len(latencies) + failures,
         elapsed,
         latencies,
+        time.process_time() - cpu,
         Counters.hops - hops,
         Counters.threads - threads,
         peak,
@@ -465,22 +469,24 @@ def format_line(result: Result) -> str:
     return (
         f"{r['database']:<10} {r['workload']:<10} {r['context']:<7} {r['path']:<12} c={r['concurrency']:<3} "
         f"{r['ops_per_s']:>8.0f}/s p50 {r['p50_us']:>7.0f}µs p99 {r['p99_us']:>7.0f}µs "
+        f"cpu {r['cpu_us_per_op']:>6.0f}µs "
         f"hops {r['hops_per_op']:.2f} threads {r['threads_per_op']:.2f} peak {r['peak_threads']}{failed}"
     )
 
 
 def print_table(results: list[Result]) -> None:
     print(
-        "| database | workload | context | path | conc. | ops/s | p50 µs | p99 µs | hops/op | threads/op | peak thr.",
+        "| database | workload | context | path | conc. | ops/s | p50 µs | p99 µs | CPU µs/op | hops/op | threads/op",
         end="",
     )
-    print(" | failures |")
-    print("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(" | peak threads | failures |")
+    print("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for result in results:
         r = result.row()
         print(
             f"| {r['database']} | {r['workload']} | {r['context']} | {r['path']} | {r['concurrency']} | "
-            f"{r['ops_per_s']:.0f} | {r['p50_us']:.0f} | {r['p99_us']:.0f} | {r['hops_per_op']:.2f} | "
+            f"{r['ops_per_s']:.0f} | {r['p50_us']:.0f} | {r['p99_us']:.0f} | {r['cpu_us_per_op']:.0f} | "
+            f"{r['hops_per_op']:.2f} | "
             f"{r['threads_per_op']:.2f} | {r['peak_threads']} | {r['failures'] or ''} |"
         )
     errors = {(r.database, r.workload, r.context, r.path): r.first_error for r in results if r.first_error}
