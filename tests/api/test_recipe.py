@@ -131,7 +131,10 @@ async def test_the_recipe_aggregate_is_in_the_schema_as_declared() -> None:
     assert operation["description"].startswith("The forecast at the warehouse that stocks the product")
     assert operation["tags"] == ["products"]
     assert {p["name"]: p["schema"] for p in operation["parameters"] if p["in"] == "path"} == {"id": {"type": "integer"}}
-    assert sorted(operation["responses"]) == ["200", "400", "404", "406", "500", "502", "503", "504"]
+    # 304: ETag; 401/403: API keys; 429: rate limits (api/clients/).
+    assert sorted(operation["responses"]) == [
+        *("200", "304", "400", "401", "403", "404", "406", "429", "500", "502", "503", "504")
+    ]
     assert "OnLoop" not in operation["description"]
 
 
@@ -246,4 +249,6 @@ def test_an_operation_is_described_by_its_docstring_only() -> None:
 
     assert operation["summary"] == "Only a summary"
     assert "description" not in operation  # not the generic viewset's docstring
-    assert sorted(operation["responses"]) == ["200", "400", "406", "500", "502", "503", "504"]  # no fetch 404s
+    assert sorted(operation["responses"]) == [  # no fetch 404s
+        *("200", "304", "400", "401", "403", "406", "429", "500", "502", "503", "504")
+    ]
