@@ -241,7 +241,7 @@ class RedisLimiter:
         if now - self._warned_at >= WARN_EVERY_SECONDS:
             self._warned_at = now
             logger.warning(
-                "Redis unreachable (%s: %s): rate limits are enforced per worker until it answers again",
+                "Redis failed (%s: %s): rate limits are enforced per worker until it answers again",
                 type(exc).__name__,
                 exc,
             )

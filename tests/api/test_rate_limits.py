@@ -293,6 +293,19 @@ async def test_the_script_is_loaded_again_when_redis_forgets_it(settings: Any, r
     assert await statuses(3, client="7") == [200, 200, 429]
 
 
+async def test_a_redis_error_is_no_500_either(settings: Any, redis_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    settings.REDIS_URL = redis_url
+    with redis.Redis.from_url(redis_url) as client:
+        client.rpush("tributary:ratelimit:c:7", "not a time")  # the script's GET fails: WRONGTYPE
+
+    with caplog.at_level(logging.WARNING, logger="tributary.ratelimit"):
+        assert await statuses(4, client="7") == [200, 200, 200, 429]  # this worker's own limit
+
+    assert [r.getMessage().split(":")[0] for r in caplog.records if r.name == "tributary.ratelimit"] == [
+        "Redis failed (ResponseError"
+    ]
+
+
 @pytest.fixture
 def own_redis() -> Iterator[tuple[str, Any]]:
     """A redis-server of this test's own, and a function that kills it."""
