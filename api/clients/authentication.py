@@ -1,9 +1,11 @@
 """API-key authentication (a DRF authentication class) and the permission that goes with it.
 
 Clients send `Authorization: Bearer <key>`, or `X-API-Key: <key>` when `Authorization` carries the end user's own
-credentials (which an upstream may be configured to receive: `UPSTREAM_<NAME>_FORWARD_HEADERS`). With both,
-`X-API-Key` is the key and `Authorization` belongs to the end user. A key presented in `Authorization` is never
-forwarded: the request's forwardable headers lose it here.
+credentials (which an upstream may be configured to receive: `UPSTREAM_<NAME>_FORWARD_HEADERS`). Our keys say what
+they are (`tb_...`): `Authorization` holds the key only as `Bearer tb_...`; any other credentials there are the end
+user's, left alone (and, where keys are required and no `X-API-Key` came, the request has no key: 401). With
+`X-API-Key`, `Authorization` is always the end user's. A key presented in `Authorization` is never forwarded: the
+request's forwardable headers lose it here.
 
 Refusals are 401 problem documents with an RFC 6750 challenge in `WWW-Authenticate` (`error="invalid_token"` when a
 key was presented but is malformed, unknown, revoked or expired); a valid key whose client may not call the
@@ -24,7 +26,7 @@ from rest_framework.request import Request
 from upstreams import incoming_headers
 
 from .identity import Caller
-from .keys import is_well_formed, key_cache, last_used
+from .keys import KEY_MARK, is_well_formed, key_cache, last_used
 
 __all__ = ["API_KEY_HEADER", "ApiKeyAuthentication", "CallerAllowed", "operation_id"]
 
@@ -68,21 +70,16 @@ class ApiKeyAuthentication(BaseAuthentication):
 
 
 def _presented_key(request: Request) -> tuple[str | None, bool]:
-    """The key and whether it came in `Authorization`; a malformed presentation is a 401."""
+    """The key and whether it came in `Authorization` (None: no key of ours was sent)."""
     headers = request._request.headers
     key = headers.get(API_KEY_HEADER)
     if key is not None:
         return key.strip(), False
-    authorization = headers.get("Authorization")
-    if authorization is None:
-        return None, False
-    scheme, _, credentials = authorization.strip().partition(" ")
-    if scheme.lower() != "bearer" or not credentials.strip():
-        setattr(request._request, _REFUSED, True)
-        raise exceptions.AuthenticationFailed(
-            f"Send the API key as 'Authorization: Bearer <key>' or in the {API_KEY_HEADER} header."
-        )
-    return credentials.strip(), True
+    scheme, _, credentials = headers.get("Authorization", "").strip().partition(" ")
+    credentials = credentials.strip()
+    if scheme.lower() == "bearer" and credentials.startswith(KEY_MARK):
+        return credentials, True
+    return None, False  # no Authorization, or the end user's own credentials
 
 
 def _stop_forwarding_authorization() -> None:

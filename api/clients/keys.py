@@ -35,6 +35,7 @@ from .identity import Caller
 from .models import ApiKey, Client
 
 __all__ = [
+    "KEY_MARK",
     "KEY_PATTERN",
     "KeyCache",
     "LastUsed",
@@ -52,6 +53,7 @@ _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 PREFIX_LENGTH = 8
 SECRET_LENGTH = 40
 CHECKSUM_LENGTH = 6
+KEY_MARK = "tb_"  # what every key starts with: a Bearer token without it is not ours
 KEY_PATTERN = re.compile(rf"tb_([0-9A-Za-z]{{{PREFIX_LENGTH}}})_([0-9A-Za-z]{{{SECRET_LENGTH + CHECKSUM_LENGTH}}})")
 
 

@@ -97,10 +97,11 @@ async def test_no_key_where_keys_are_required_is_401_with_a_challenge(api: Any, 
 @pytest.mark.parametrize(
     "headers",
     [
-        {"Authorization": "Basic YWxpY2U6c2VjcmV0"},
-        {"Authorization": "Bearer"},
         {"Authorization": "Bearer tb_nope"},
+        {"Authorization": "bearer  tb_AAAAAAAA_" + "A" * 46},  # the right shape, the wrong checksum
         {"X-API-Key": "not-a-key"},
+        {"X-API-Key": ""},
+        {"X-API-Key": "", "Authorization": "Bearer tb_AAAAAAAA_"},
     ],
 )
 async def test_malformed_key_is_401_invalid_token_without_a_database_query(
@@ -110,6 +111,22 @@ async def test_malformed_key_is_401_invalid_token_without_a_database_query(
 
     assert_problem(response, 401, "authentication_failed")
     assert response.headers["WWW-Authenticate"] == 'Bearer realm="tributary", error="invalid_token"'
+    assert key_cache().queries == 0
+
+
+@pytest.mark.parametrize(
+    "authorization", ["Basic YWxpY2U6c2VjcmV0", "Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig", "Bearer", "tb_AAAA"]
+)
+async def test_the_end_users_own_authorization_is_not_taken_for_a_key(
+    api: Any, settings: Any, authorization: str
+) -> None:
+    assert (await api.get(PATH, headers={"Authorization": authorization})).status_code == 200  # anonymous allowed
+    settings.API_KEYS_REQUIRED = True
+
+    response = await api.get(PATH, headers={"Authorization": authorization})
+
+    assert_problem(response, 401, "not_authenticated")  # no key was sent, rather than a bad one
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="tributary"'
     assert key_cache().queries == 0
 
 

@@ -305,7 +305,8 @@ def serve_production() -> Iterator[Any]:
         process = subprocess.Popen(
             [sys.executable, "-m", "config.serve", "--port", str(port), "--log-level", "warning", *args],
             cwd=ROOT,
-            env=production_environment(**env),
+            # These tests are about https, not keys: anonymous calls allowed (production requires keys by default).
+            env=production_environment(**{"API_KEYS_REQUIRED": "false", **env}),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
