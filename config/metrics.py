@@ -162,7 +162,7 @@ class UpstreamMetrics(Observer):
         self._cache: dict[tuple[str, ...], Any] = {}
         self._retries: dict[tuple[str, ...], Any] = {}
         self._bulkheads: dict[tuple[str, ...], Any] = {}
-        self._breakers: dict[str, str] = {}  # upstream -> the state last set
+        self._breakers: dict[str, str] = {}  # upstream -> the state last set on the gauge
 
     def call_ended(self, record: CallRecord, started: Any) -> None:
         upstream = record.upstream
@@ -175,9 +175,10 @@ class UpstreamMetrics(Observer):
         _child(self._retries, upstream_retries, (upstream,)).inc()
 
     def breaker_changed(self, upstream: str, state: str) -> None:
-        if self._breakers.get(upstream) != state:
-            breaker_transitions.labels(upstream, state).inc()
-            self._set_breaker(upstream, state)
+        # Every call is a transition (the breakers report changes only); a new registry's breakers (settings
+        # changed) start again from closed, so the last state seen here is not a reason to skip one.
+        breaker_transitions.labels(upstream, state).inc()
+        self._set_breaker(upstream, state)
 
     def bulkhead_changed(self, upstream: str, in_use: int) -> None:
         _child(self._bulkheads, bulkhead_in_use, (upstream,)).set(in_use)
