@@ -453,3 +453,30 @@ async def test_sqlite_reads_take_one_hop_through_djangos_orm(hops: HopCounter) -
     assert [hop for hop in hops.hops if hop.startswith("sync_to_async")] == ["sync_to_async(arun.<locals>.call)"] * 3
     with pytest.raises(migration.DoesNotExist):
         await aget(migration.objects.all(), app="nope")
+
+
+@pytest.mark.e2e
+def test_the_database_benchmark_runs_every_path_without_a_failure() -> None:
+    """`make bench-database` works (a few operations per case; figures are the benchmark's business, not asserted)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    result = subprocess.run(
+        [sys.executable, "benchmarks/database.py", "--quick", "--ops", "8"],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rows = [line.split(" | ") for line in result.stdout.splitlines() if line.startswith(("| PostgreSQL", "| SQLite"))]
+    assert {(row[0][2:], row[3]) for row in rows} == {
+        ("PostgreSQL", path) for path in ("django-async", "one-hop", "native", "psycopg-raw")
+    } | {("SQLite", path) for path in ("django-async", "one-hop")}
+    assert all(row[-1].strip(" |") == "" for row in rows), result.stdout  # the failures column is empty
+    native = [row for row in rows if row[3] == "native"]
+    assert native
+    assert {row[9] for row in native} == {"0.00"}  # hops per operation
