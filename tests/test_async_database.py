@@ -480,3 +480,61 @@ def test_the_database_benchmark_runs_every_path_without_a_failure() -> None:
     native = [row for row in rows if row[3] == "native"]
     assert native
     assert {row[9] for row in native} == {"0.00"}  # hops per operation
+
+
+# The API key lookup on a cache miss (api/clients/keys.py), in a process whose default database is PostgreSQL.
+KEY_LOOKUP = """
+import asyncio, json
+import django
+django.setup()
+from asgiref.sync import SyncToAsync, ThreadSensitiveContext
+from api.clients.keys import create_key, lookup_key
+from api.clients.models import Client
+from api.database import close_pools
+
+client = Client.objects.create(name="async-db-probe")
+new = create_key(client)
+hops = []
+original = SyncToAsync.__call__
+
+async def counting(self, *args, **kwargs):
+    hops.append(getattr(self.func, "__qualname__", str(self.func)))
+    return await original(self, *args, **kwargs)
+
+async def main():
+    await lookup_key(new.key)  # warm: the pool is opened
+    SyncToAsync.__call__ = counting
+    async with ThreadSensitiveContext():  # as a request
+        found, _ = await lookup_key(new.key)
+        wrong, _ = await lookup_key(new.key[:-8] + "x" * 8)
+    SyncToAsync.__call__ = original
+    await close_pools()
+    return found, wrong
+
+found, wrong = asyncio.run(main())
+client.delete()
+print(json.dumps({"caller": found.caller.client_name, "wrong": wrong.refusal, "hops": hops}))
+"""
+
+
+def test_an_api_key_lookup_on_a_cache_miss_costs_no_thread_hop_on_postgresql(postgres_url: str) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from tests.test_database import ROOT, database_environment, manage
+
+    env = database_environment(DATABASE_URL=postgres_url)
+    migrated = manage(env, "migrate", "--no-input")
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+
+    result = subprocess.run(
+        [sys.executable, "-c", KEY_LOOKUP], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {
+        "caller": "async-db-probe",
+        "wrong": "unknown",
+        "hops": [],
+    }
