@@ -21,15 +21,21 @@ __all__ = ["ComposedCollection", "read_collection"]
 
 
 async def read_collection(inputs: Inputs) -> dict[str, Any] | None:
-    """The caller's collection `id` with its items in order, or None (not theirs, or no such collection): two
-    queries, run natively async on PostgreSQL (api/database.py)."""
+    """The caller's collection `id` with its items in order, or None (not theirs, or no such collection), read
+    natively async on PostgreSQL (api/database.py)."""
     client_id = inputs.args.get("client_id")
     if client_id is None:
         return None  # an anonymous caller has no collections
-    collection = await database.afirst(Collection.objects.filter(pk=inputs.args["id"], client_id=client_id))
-    if collection is None:
-        return None
-    items = await database.afetch(CollectionItem.objects.filter(collection_id=collection.pk).order_by("position"))
+    # One query in the usual case: the items with their collection (when it has items, it is theirs).
+    owned = CollectionItem.objects.filter(collection_id=inputs.args["id"], collection__client_id=client_id)
+    items = await database.afetch(owned.select_related("collection").order_by("position"))
+    if items:
+        collection = items[0].collection
+    else:  # no items: an empty collection of theirs, or none at all
+        found = await database.afirst(Collection.objects.filter(pk=inputs.args["id"], client_id=client_id))
+        if found is None:
+            return None
+        collection = found
     return {
         "id": collection.pk,
         "name": collection.name,

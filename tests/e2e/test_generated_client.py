@@ -184,10 +184,13 @@ def test_authenticated_client_against_a_service_that_requires_keys(
 
 
 def test_generated_client_creates_reads_and_deletes_a_collection(
-    generated: GeneratedPackage, keyed_sqlite_service: KeyedService
+    generated: GeneratedPackage, keyed_postgres_service: KeyedService
 ) -> None:
-    """Our own data through the generated client: created (checked against the catalog), read back composed with
-    the catalog, stock and ratings, deleted."""
+    """Our own data through the generated client, on PostgreSQL (the read is native async there): created (checked
+    against the catalog), read back composed with the catalog, stock and ratings, deleted. With a key of its own
+    client: another test revokes the service's key."""
+    service = keyed_postgres_service
+    key = service.manage("create_api_key", "e2e-collections", "--name", "collections").strip()
     client_module = generated.module("client")
     create = generated.module("api.collections.create_collection")
     retrieve = generated.module("api.collections.get_collection")
@@ -199,7 +202,7 @@ def test_generated_client_creates_reads_and_deletes_a_collection(
         items=[models.ItemWriteRequest(product_id=8, note="blue"), models.ItemWriteRequest(product_id=7)],
     )
 
-    with client_module.AuthenticatedClient(base_url=keyed_sqlite_service.url, token=keyed_sqlite_service.key) as client:
+    with client_module.AuthenticatedClient(base_url=service.url, token=key) as client:
         created = create.sync_detailed(client=client, body=body)
         assert created.status_code == HTTPStatus.CREATED, created.content
         collection_id = created.parsed.id
