@@ -5,7 +5,7 @@ request has its own `ThreadSensitiveContext`, so its first query starts a thread
 connection. Measured (`make bench-database`, README "Database access from async views"), the native path below
 costs a fraction of that per query and no thread at all, so on PostgreSQL reads from async views go through it:
 
-    afetch(qs)        -> list[Model]      every row of a model queryset
+    afetch(qs)        -> list[Model]      every row of a queryset (or values() dicts, values_list() tuples)
     afirst(qs)        -> Model | None     QuerySet.first(): ordered by pk unless ordered already
     aget(qs, **kw)    -> Model            QuerySet.get(): Model.DoesNotExist / Model.MultipleObjectsReturned
     arun(fn, ...)     -> result of fn     sync ORM code (writes, transactions) in ONE hop, connection released
@@ -28,8 +28,8 @@ the same querysets through Django and through here give equal instances, value a
   as `__cause__`, as Django's `DatabaseErrorWrapper` does.
 - Other backends (SQLite, the embedded default): there is no async driver, so `afetch`/`afirst`/`aget` run the
   same queryset through Django in one `arun()` hop.
-- Not supported natively (TypeError, use `arun`): `values()`/`values_list()` and other non-model iterables,
-  `prefetch_related()` (it needs more queries), `select_for_update()`.
+- Not supported natively (TypeError, use `arun`): `values_list(named=True)`, `prefetch_related()` (it needs more
+  queries), `select_for_update()`.
 
 `arun()` exists because Tributary's ASGI handler does not run Django's `close_old_connections` in the request's
 thread (config/handler.py): a thread's connection is returned to the pool when the function ends, in that thread.
@@ -49,14 +49,24 @@ from django.core.exceptions import EmptyResultSet
 from django.db import close_old_connections, connections
 from django.db import utils as db_utils
 from django.db.models import Model, QuerySet
-from django.db.models.query import MAX_GET_RESULTS, ModelIterable, get_related_populators
+from django.db.models.query import (
+    MAX_GET_RESULTS,
+    FlatValuesListIterable,
+    ModelIterable,
+    ValuesIterable,
+    ValuesListIterable,
+    get_related_populators,
+)
 from django.db.transaction import TransactionManagementError
 
 __all__ = ["afetch", "afirst", "aget", "arun", "close_pools", "is_native"]
 
 M = TypeVar("M", bound=Model)
+R = TypeVar("R")
 T = TypeVar("T")
 P = ParamSpec("P")
+
+_NATIVE_ITERABLES = (ModelIterable, ValuesIterable, ValuesListIterable, FlatValuesListIterable)
 
 _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Any]] = weakref.WeakKeyDictionary()
 
@@ -78,8 +88,9 @@ def is_native(alias: str = "default") -> bool:
     return connections[alias].vendor == "postgresql"
 
 
-async def afetch(qs: QuerySet[M]) -> list[M]:
-    """Every instance of a model queryset, without a thread on PostgreSQL."""
+async def afetch(qs: QuerySet[Any, R]) -> list[R]:
+    """Every row of a queryset, without a thread on PostgreSQL: instances, or `values()` dicts, or `values_list()`
+    tuples (values with `flat=True`)."""
     if not is_native(qs.db):
         return await arun(list, qs)
     return await _fetch(qs)
@@ -144,7 +155,7 @@ async def close_pools() -> None:
         await pool.close()
 
 
-async def _fetch(qs: QuerySet[M]) -> list[M]:
+async def _fetch(qs: Any) -> list[Any]:
     if qs._result_cache is not None:
         return list(qs._result_cache)
     _check_native(qs)
@@ -155,14 +166,38 @@ async def _fetch(qs: QuerySet[M]) -> list[M]:
         return []
     if not sql:
         return []
-    # Columns past the model's (an ordering's extra select) are left on the rows: instances take their own slice.
-    return _instances(qs, compiler, await _execute(qs.db, sql, params))
+    rows = await _execute(qs.db, sql, params)
+    if compiler.has_extra_select:  # columns added for an ordering, which Django's cursor_iter drops
+        rows = [row[: compiler.col_count] for row in rows]
+    if qs._iterable_class is ModelIterable:
+        return _instances(qs, compiler, rows)
+    return _values(qs, compiler, rows)
 
 
-def _check_native(qs: QuerySet[Any]) -> None:
-    if qs._iterable_class is not ModelIterable:
-        raise TypeError("natively async: model querysets only; run values()/values_list() through arun()")
-    if qs._prefetch_related_lookups:  # type: ignore[attr-defined]
+def _values(qs: Any, compiler: Any, rows: list[tuple[Any, ...]]) -> list[Any]:
+    """Django 5.2's `ValuesIterable`, `ValuesListIterable` and `FlatValuesListIterable`, over fetched rows."""
+    if qs._iterable_class is ValuesIterable:
+        query = qs.query
+        names = (
+            list(query.selected)
+            if query.selected
+            else [
+                *query.extra_select,
+                *query.values_select,
+                *query.annotation_select,
+            ]
+        )
+        indexes = range(len(names))
+        return [{names[i]: row[i] for i in indexes} for row in compiler.results_iter([rows])]
+    if qs._iterable_class is FlatValuesListIterable:
+        return [row[0] for row in compiler.results_iter([rows])]
+    return list(compiler.results_iter([rows], tuple_expected=True))
+
+
+def _check_native(qs: Any) -> None:
+    if qs._iterable_class not in _NATIVE_ITERABLES:
+        raise TypeError("natively async: models, values(), values_list(); run other querysets through arun()")
+    if qs._prefetch_related_lookups:
         raise TypeError("natively async: prefetch_related() needs more queries; run it through arun()")
     if qs.query.select_for_update:
         raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")

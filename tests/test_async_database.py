@@ -203,6 +203,30 @@ async def test_native_instances_equal_djangos_value_for_value(pg_alias: str, db_
         assert "tzinfo=datetime.timezone.utc" in found[0]["created"]  # stored +01:00, read back in UTC, as Django
 
 
+VALUES = {
+    "values": lambda: items().values("key", "amount", "created", "payload", "note", "token").order_by("pk"),
+    "values with related and annotation": lambda: (
+        items().values("key", "owner__name").annotate(double=F("position") * 2).order_by("owner__name", "key")
+    ),
+    "values_list": lambda: items().values_list("key", "ratio", "took", "day").order_by("-pk"),
+    "values_list flat": lambda: items().values_list("amount", flat=True).order_by("pk"),
+    "values_list, extra select for ordering": lambda: (
+        items().values_list("position").distinct().order_by("position", "owner__name")
+    ),
+    "values, nothing matches": lambda: items().filter(key="nope").values("key"),
+}
+
+
+@pytest.mark.parametrize("name", list(VALUES))
+async def test_native_values_equal_djangos(pg_alias: str, db_access: None, name: str) -> None:
+    expected = await arun(lambda: repr(list(VALUES[name]())))
+
+    found = repr(await afetch(VALUES[name]()))
+
+    assert found == expected
+    assert name.endswith("nothing matches") or found != "[]"
+
+
 async def test_select_related_instances_are_cached_on_the_object(pg_alias: str, db_access: None) -> None:
     item = await afirst(items().select_related("owner").filter(key="k004"))
 
@@ -287,8 +311,8 @@ async def test_a_full_pool_is_djangos_operational_error(pg_alias: str, db_access
 
 
 async def test_what_native_querysets_cannot_do_is_refused(pg_alias: str, db_access: None) -> None:
-    with pytest.raises(TypeError, match="values"):
-        await afetch(items().values("key"))
+    with pytest.raises(TypeError, match="natively async"):
+        await afetch(items().values_list("key", named=True))
     with pytest.raises(TypeError, match="prefetch_related"):
         await afetch(Owner.objects.using(PG).prefetch_related("items"))
     with pytest.raises(TransactionManagementError):
