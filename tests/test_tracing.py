@@ -187,7 +187,12 @@ async def test_no_thread_hop_with_tracing_on(
     path: str,
     status: int,
 ) -> None:
-    """The production set-up (OTLP exporter, batch processor) around every request of the hop test."""
+    """The production set-up (OTLP exporter, batch processor) around every request of the hop test, with metrics on
+    as well (both signals at once)."""
+    from config import metrics
+
+    metrics.install()
+    assert "config.metrics.RequestMetrics" in settings.REQUEST_OBSERVERS
     demo()
     with collector_in_thread(keep=False) as (url, collector):
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", url)
