@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from api import database
@@ -254,7 +253,7 @@ class LastUsed:
         if not seen:
             return
         try:
-            await sync_to_async(_write_last_used)(seen)
+            await database.arun(_write_last_used, seen)  # one hop; the connection goes back to the pool after
             self.flushes += 1
         except Exception:
             logger.warning("Could not record when %d API key(s) were last used", len(seen), exc_info=True)
