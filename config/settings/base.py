@@ -133,7 +133,8 @@ SPECTACULAR_SETTINGS = {
         "One fast, typed endpoint over several slow HTTP JSON APIs. Upstream calls run concurrently; "
         "failures are reported as RFC 9457 problem documents (`application/problem+json`) with a machine-readable "
         "`code` (the `ProblemCode` enum), and optional parts that fail are listed in the response's `missing` array. "
-        "Every path takes GET and HEAD, answers OPTIONS with 204 and `Allow`, and any other method with 405 "
+        "Every path takes GET and HEAD (the collections also POST, PUT, PATCH and DELETE), answers OPTIONS with 204 "
+        "and `Allow`, and any other method with 405 "
         "(`method_not_allowed`, with `Allow`); every operation answers 406 (`not_acceptable`) to an `Accept` header "
         "that admits neither `application/json` nor `application/problem+json`."
     ),
