@@ -54,4 +54,7 @@ bench-hostile: install ## Hostile upstream and clients, measured (HOSTILE_ARGS="
 bench-database: install ## Measure the async database paths on PostgreSQL and SQLite (DATABASE_ARGS=--quick)
 	$(BIN)/python benchmarks/database.py $(DATABASE_ARGS)
 
-.PHONY: help install run test lint format schema bench bench-transports bench-hostile bench-database
+bench-collections: install ## A collection read with 20 products, with and without its database part (COLLECTIONS_ARGS=--quick)
+	$(BIN)/python benchmarks/collections.py $(COLLECTIONS_ARGS)
+
+.PHONY: help install run test lint format schema bench bench-transports bench-hostile bench-database bench-collections
