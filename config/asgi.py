@@ -21,7 +21,7 @@ import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 # Every configuration problem at once, without a traceback, before the server takes a request (config/startup.py).
-from config.startup import exit_if_misconfigured
+from config.startup import exit_if_misconfigured, raise_open_files_limit
 
 exit_if_misconfigured()
 django.setup(set_prefix=False)
@@ -81,6 +81,7 @@ async def _lifespan(receive: Any, send: Any) -> None:
                 await send({"type": "lifespan.startup.failed", "message": f"Invalid upstream configuration: {exc}"})
                 return
             logger.info("Upstreams: %s", ", ".join(f"{c.name}={c.host}" for c in registry.configs.values()))
+            raise_open_files_limit(sum(c.max_connections for c in registry.configs.values()))
             _tune_garbage_collector()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":

@@ -6,7 +6,9 @@ as a plain list and exit non-zero, before serving anything. An operator needs th
 
 from __future__ import annotations
 
+import logging
 import os
+import resource
 import sys
 
 import django
@@ -16,7 +18,17 @@ from django.core.exceptions import ImproperlyConfigured
 
 from config.env import ConfigurationProblems
 
-__all__ = ["EXIT_CODE", "configuration_problems", "exit_if_misconfigured", "settings_problems"]
+__all__ = [
+    "EXIT_CODE",
+    "configuration_problems",
+    "exit_if_misconfigured",
+    "raise_open_files_limit",
+    "settings_problems",
+]
+
+logger = logging.getLogger("tributary.startup")
+# Sockets and files besides the upstream pools: clients' connections, Redis, the database, logs.
+OPEN_FILES_HEADROOM = 4096
 
 EXIT_CODE = 1
 
@@ -58,3 +70,27 @@ def exit_if_misconfigured(*, system_checks: bool = True) -> None:
     print("\n".join(lines), file=sys.stderr)  # noqa: T201 - before logging is configured: the operator's terminal
     sys.stdout.flush()
     raise SystemExit(EXIT_CODE)
+
+
+def raise_open_files_limit(upstream_connections: int) -> int:
+    """Raise this process's soft limit on open files towards what the upstream pools can open (their sizes summed)
+    plus headroom, never above the hard limit; returns the soft limit now in force.
+
+    Many systems start processes with a soft limit of 1024, below what a busy worker's pools reach: the connection
+    that would cross it fails (an `upstream_unreachable` 503, never a 500), so a too-low hard limit is logged once.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = upstream_connections + OPEN_FILES_HEADROOM
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    if soft < wanted:
+        logger.warning(
+            "Open files: the limit is %d, below the %d the upstream pools (UPSTREAM_<NAME>_MAX_CONNECTIONS, %d in "
+            "all) and other connections may need; raise the hard limit (ulimit -Hn) or the pools' sizes may fail",
+            soft,
+            wanted,
+            upstream_connections,
+        )
+    return soft

@@ -124,3 +124,26 @@ def test_legitimate_configuration_passes(env: dict[str, str]) -> None:
     result = start(ENTRY_POINTS["manage.py check"](0), clean_environment("config.settings.local", **env))
 
     assert result.returncode == 0, result.stderr
+
+
+OPEN_FILES_PROBE = """
+import resource
+from config.startup import raise_open_files_limit
+print(raise_open_files_limit({needed}), *resource.getrlimit(resource.RLIMIT_NOFILE))
+"""
+
+
+@pytest.mark.parametrize(("hard", "needed", "expected_soft"), [(8192, 2000, 6096), (5000, 2000, 5000)])
+def test_the_open_files_limit_is_raised_to_fit_the_upstream_pools_within_the_hard_limit(
+    hard: int, needed: int, expected_soft: int
+) -> None:
+    """A soft limit of 256 (like many systems' 1024, only lower) is raised to the pools' sum plus headroom, capped
+    by the hard limit; when the hard limit is too low for that, a warning says which variables to look at."""
+    command = (
+        f"ulimit -Sn 256 && ulimit -Hn {hard} && exec {sys.executable} -c '{OPEN_FILES_PROBE.format(needed=needed)}'"
+    )
+    result = subprocess.run(["bash", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(expected_soft), str(expected_soft), str(hard)]
+    assert ("UPSTREAM_<NAME>_MAX_CONNECTIONS" in result.stderr) == (expected_soft < needed + 4096)

@@ -67,7 +67,8 @@ def test_resilience_policies_are_parsed() -> None:
 def test_defaults_apply_when_only_the_url_is_set() -> None:
     config = parse_upstreams({"fx": {"URL": "http://fx:8080", "TIMEOUT": None, "HEADERS": ""}})["fx"]
 
-    assert (config.timeout, config.connect_timeout, config.max_connections) == (5.0, 2.0, 100)
+    assert (config.timeout, config.connect_timeout, config.max_connections) == (5.0, 2.0, 1000)
+    assert config.bulkhead.max_concurrency == config.max_connections
     assert config.host == "fx:8080"
     assert config.request_headers() == {}
 
