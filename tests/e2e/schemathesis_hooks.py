@@ -15,28 +15,28 @@ is `deadline_exceeded`, for a request that set `Request-Timeout`, answered no so
 
 from __future__ import annotations
 
+import ast
 import json
 import threading
 from typing import Any
 
 import schemathesis
-from hypothesis.internal import lambda_sources
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 # CPython 3.11's `ast.parse` is not thread-safe ("SystemError: AST constructor recursion depth mismatch"):
-# hypothesis parses a lambda's source to describe a strategy, and `--workers 2` does that in
-# two threads at once. One at a time, then.
+# hypothesis parses source (a lambda's, to describe a strategy; a filter's, to analyse it) and `--workers 2` does that
+# in two threads at once. One parse at a time in this (schemathesis') process, then.
 _AST_LOCK = threading.Lock()
-_describe_lambda = lambda_sources.lambda_description
+_parse = ast.parse
 
 
-def _one_at_a_time(f: Any) -> str:
+def _parse_one_at_a_time(*args: Any, **kwargs: Any) -> Any:
     with _AST_LOCK:
-        return _describe_lambda(f)
+        return _parse(*args, **kwargs)
 
 
-lambda_sources.lambda_description = _one_at_a_time
+ast.parse = _parse_one_at_a_time
 
 MAX_REQUEST_BODY_BYTES = 1024  # config/settings/base.py's default; the e2e service does not change it
 
