@@ -12,12 +12,18 @@ from api import serializers as s
 __all__ = [
     "MAX_ITEMS",
     "CollectionDetail",
+    "CollectionListQuery",
     "CollectionPage",
     "CollectionSummary",
     "CollectionWrite",
 ]
 
 MAX_ITEMS = 50  # products per collection
+
+
+class CollectionListQuery(serializers.Serializer):
+    page = s.QueryInteger(min_value=1, max_value=100_000, default=1, help_text="1-based page number.")
+    page_size = s.QueryInteger(min_value=1, max_value=100, default=20, help_text="Collections per page.")
 
 
 class ItemWrite(serializers.Serializer):

@@ -25,7 +25,6 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from api import database
-from api import serializers as api_serializers
 from api.clients.identity import Caller
 from api.schema import AGGREGATE_HEADERS, COMMON_HEADERS, NOT_MODIFIED, problems
 from api.views import TributaryViewSet
@@ -112,12 +111,12 @@ class CollectionViewSet(TributaryViewSet):
         operation_id="list_collections",
         summary="The caller's collections",
         description="Paginated, oldest first; an anonymous caller has none.",
-        parameters=[api_serializers.ProductListQuery, *COMMON_HEADERS],
+        parameters=[s.CollectionListQuery, *COMMON_HEADERS],
         responses={200: s.CollectionPage, **problems(400, 500)},
         tags=TAGS,
     )
     async def list(self, request: Request) -> Response:
-        query = self.query(api_serializers.ProductListQuery)
+        query = self.query(s.CollectionListQuery)
         page, page_size = query["page"], query["page_size"]
         caller = self.caller()
         count, collections = 0, list[dict[str, Any]]()
