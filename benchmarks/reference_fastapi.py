@@ -1,7 +1,8 @@
 """The FastAPI reference for `make bench`: the same aggregation written the way a FastAPI service would be.
 
-One shared `httpx.AsyncClient` on the same transport and limits as Tributary's default (httpx-aiohttp,
-max_connections 100), created in the lifespan; `asyncio.gather` of the calls; pydantic validation of every payload
+One shared `httpx.AsyncClient` on the same transport as Tributary (httpx-aiohttp) with `REFERENCE_MAX_CONNECTIONS`
+pooled connections (default 100, Tributary's default; `make bench` sets the same pool size for every
+implementation), created in the lifespan; `asyncio.gather` of the calls; pydantic validation of every payload
 (`model_validate_json`, the fast path a FastAPI author would use); the response model serialised by FastAPI.
 `/one` makes one upstream call (`slow_data`), `/three` three, `/ten` ten. The upstream is `UPSTREAM_URL`.
 
@@ -23,7 +24,8 @@ from pydantic import BaseModel, Field
 
 UPSTREAM_URL = os.environ.get("UPSTREAM_URL", "http://127.0.0.1:8101").rstrip("/")
 # Tributary's defaults (upstreams/config.py): 100 pooled connections, 5 s per call, 2 s to connect.
-LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+MAX_CONNECTIONS = int(os.environ.get("REFERENCE_MAX_CONNECTIONS", "100"))
+LIMITS = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
 TIMEOUT = httpx.Timeout(5.0, connect=2.0)
 
 

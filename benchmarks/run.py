@@ -1,46 +1,61 @@
 """`make bench`: Tributary against reference implementations, under the same load, in the same run.
 
-On loopback it starts the upstream simulator (benchmarks/upstream.py: fixed latency, ~2 KB JSON payloads), every
-implementation under uvicorn with one worker, and a load generator (wrk when installed, else benchmarks/loadgen.py).
-With two or more cores, the implementation under test gets core 0 (`taskset`) and the simulator and load generator
-share core 1, so the service's CPU is one core and its cost is not mixed with the load's.
+On loopback it starts the upstream simulator (benchmarks/upstream.js on node, a fast non-Python one; without node,
+benchmarks/upstream.py: the same bytes), every implementation with one worker (uvicorn; the floor is its own aiohttp
+server), and a load generator (wrk when installed, else benchmarks/loadgen.py). With two or more cores, the
+implementation under test gets core 0 (`taskset`) and the simulator and load generator share core 1, so the service's
+CPU is one core and its cost is not mixed with the load's.
 
-Implementations (benchmarks/bench_views.py, reference_fastapi.py, newcomer/):
+What issue 12's targets are judged on: payloads of 5 items (~0.4 KB) and 40 items (~2.3 KB) per upstream call (the
+simulator switches size between runs: `--payloads`), at 64 connections (latency-bound: 64 / 50 ms = 1,280 req/s at
+most) and 256 (every server saturated, so throughput shows CPU cost: `--connections`), with the same upstream pool
+size for everyone (POOL = 1000 connections; Tributary's bulkhead too) except `tributary-defaults`.
 
-    tributary             GET /api/multiple-external-data/ with coalescing off (UPSTREAM_SLOW_COALESCE=false)
-    tributary-coalesced   the same with the default: identical concurrent upstream calls are shared
-    fastapi               FastAPI, one shared httpx client on httpx-aiohttp, pydantic validation
+Implementations (benchmarks/floor.py, bench_views.py, reference_fastapi.py, newcomer/); `*`: measured by default,
+the others with `--only` (`--only all`: every one):
+
+  * floor                 a bare aiohttp server + one shared aiohttp ClientSession, asyncio.gather, json decode, no
+                          validation, json encode: the least a Python service can do for the same aggregation
+  * fastapi               FastAPI, one shared httpx client on httpx-aiohttp, pydantic validation
+  * tributary             GET /api/multiple-external-data/ with coalescing off (UPSTREAM_SLOW_COALESCE=false), pool
+                          and bulkhead at POOL, metrics on (as shipped), anonymous and unlimited
+  * tributary-defaults    `tributary` with UPSTREAM_SLOW_MAX_CONNECTIONS / MAX_CONCURRENCY unset (Tributary's defaults)
+    tributary-coalesced   `tributary` with coalescing on (the default): identical concurrent upstream calls are shared
     seed                  the seed's pattern in Tributary's process: a new httpx.AsyncClient per call
     newcomer-adrf         startproject defaults + an adrf APIView with one shared default httpx client
-    tributary-2-workers   `tributary` under `python -m config.serve --workers 2` (a SO_REUSEPORT socket per worker), not
+  * tributary-2-workers   `tributary` under `python -m config.serve --workers 2` (a SO_REUSEPORT socket per worker), not
                           pinned
-    tributary-key         `tributary` called with an API key: authentication (cached key) + the per-worker rate limiter
+  * tributary-auth        `tributary` called with an API key, no rate limit (RATE_LIMIT=0): authentication alone
+  * tributary-key         `tributary` called with an API key: authentication (cached key) + the per-worker rate limiter
+                          + metrics: the whole product
     tributary-redis       `tributary` with REDIS_URL (a redis-server started here): circuit breakers and cache in Redis
     tributary-key-redis   `tributary-redis` called with an API key: authentication + the Redis rate limiter
-    tributary-bare        `tributary` with metrics off (METRICS_ENABLED=false) and tracing off: what the two cost is
-                          measured against it (`tributary` ships with metrics on)
+  * tributary-bare        `tributary` with metrics off (METRICS_ENABLED=false) and tracing off: aggregation alone
     tributary-traced      `tributary-bare` with tracing on: every request sampled, spans exported over OTLP/HTTP to
                           a collector double (benchmarks/otlp_collector.py, on the load core)
     tributary-sampled     `tributary-traced` sampling 1 request in 10 (parentbased_traceidratio 0.1, as the README
                           suggests for production): the others still carry a traceparent, unsampled
 
 `tributary` itself is anonymous and unlimited (API_KEYS_REQUIRED=false, RATE_LIMIT_ANONYMOUS=0). The keyed rows'
-limit (RATE_LIMIT) is far above what a run sends, so every request is checked and admitted; each row is compared
-with the row that differs from it only by the key (REDIS_URL also moves the breakers to Redis, hence its own row).
+limit (RATE_LIMIT) is far above what a run sends, so every request is checked and admitted. The feature ladder
+tributary-bare -> tributary (+ metrics) -> tributary-auth (+ authentication) -> tributary-key (+ limiter) puts each
+feature's cost on its own row, and the whole product against FastAPI doing aggregation alone.
 
-Why two Tributary rows: Tributary coalesces identical concurrent upstream GETs, and a load generator repeating one
+Why coalescing is off: Tributary coalesces identical concurrent upstream GETs, and a load generator repeating one
 URL makes every call identical, so by default it skips most of the upstream work the others do (the "upstream
-calls/request" column shows it). `tributary` turns coalescing off: every request makes its own three calls, the same
-work as the references, so the targets are judged on it.
+calls/request" column shows it). With it off every request makes its own three calls, the same work as the others.
 
-Runs are short and interleaved: round r measures every implementation at every load level (in a rotated order), so
-a busy moment of the machine is spread over the implementations instead of landing on one; medians over rounds are
-reported. Then, for tributary and fastapi at the highest load, 1 and 10 upstream calls per request: server CPU per
-request (utime+stime of the server's process tree from /proc) and the per-call cost (slope from 1 to 10 calls).
-It reports; it does not judge: the exit status is 0 whether targets are met or not (1 only if something could not be
-measured).
+Runs are short and interleaved: round r measures every implementation at every payload size and load level (in a
+rotated order), so a busy moment of the machine is spread over the implementations instead of landing on one;
+medians over rounds are reported. Then, for floor, tributary and fastapi at the highest load, 1 and 10 upstream calls
+per request (`--curve-payloads`, default the smallest payload): server CPU per request (utime+stime of the server's
+process tree from /proc), with the fixed cost per request (intercept) and the cost per call (slope) of the line
+through 1, 3 and 10 calls. The report ends with issue 12's table (floor / FastAPI / Tributary), the defaults and
+feature rows, and a TARGETS block. It reports; it does not judge: the exit status is 0 whether targets are met or
+not (1 only if something could not be measured).
 
-    .venv/bin/python benchmarks/run.py [--runs 3] [--duration 5] [--connections 8,64] [--only tributary,fastapi]
+    .venv/bin/python benchmarks/run.py [--runs 3] [--duration 5] [--connections 64,256] [--payloads 5,40]
+                                       [--curve-payloads 5] [--only floor,fastapi,tributary | all]
     .venv/bin/python benchmarks/run.py --quick    # one 2 s run per level: a smoke test of the harness
 """
 
@@ -83,13 +98,15 @@ IDLE_CPU_S = 0.02  # ... (at most this much CPU, summed over every server) ...
 IDLE_TIMEOUT_S = 30.0  # ... waited for at most this long before each run
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
-# Targets from the issue (printed, not asserted).
-TARGET_THROUGHPUT_VS_FASTAPI = 1.0
-TARGET_P50_OVER_UPSTREAM = 1.15
-TARGET_PEAK_RSS_MB = 150.0
+# Issue 12's targets (printed, not asserted), at the highest load level (saturated), every payload size.
+TARGET_VS_FASTAPI = 1.5  # tributary req/s / fastapi's
+TARGET_VS_FLOOR = 0.6  # tributary req/s / the floor's
+TARGET_DEFAULTS = 0.95  # tributary-defaults req/s / tributary's (pool 1000), at every load level
+TARGET_PEAK_RSS_MB = 100.0  # one worker, through the highest load level
+TARGET_WHOLE_PRODUCT = 1.1  # tributary-key (authentication + per-worker limiter + metrics) req/s / fastapi's
 TARGET_TWO_WORKER_SCALING = 1.8
 
-Kind = Literal["tributary", "fastapi", "newcomer"]
+Kind = Literal["tributary", "fastapi", "newcomer", "floor"]
 
 
 # --- What is measured --------------------------------------------------------------------------------------------
@@ -113,8 +130,18 @@ class Implementation:
 
 
 TRIBUTARY_PATHS = {1: "/api/external-data/", 3: "/api/multiple-external-data/", 10: "/bench/ten-calls/"}
-NO_COALESCING = (("UPSTREAM_SLOW_COALESCE", "false"),)
+REFERENCE_PATHS = {1: "/one", 3: "/three", 10: "/ten"}  # fastapi and floor
+# Equal pool sizes (issue 12): every implementation's upstream pool (and Tributary's bulkhead) allows this many calls
+# in flight, so no row is capped by a limit the others do not have; `tributary-defaults` leaves Tributary's own.
+POOL = 1000
+DEFAULTS = (("UPSTREAM_SLOW_COALESCE", "false"),)
+NO_COALESCING = (
+    *DEFAULTS,
+    ("UPSTREAM_SLOW_MAX_CONNECTIONS", str(POOL)),
+    ("UPSTREAM_SLOW_MAX_CONCURRENCY", str(POOL)),
+)
 LIMITED = (*NO_COALESCING, ("RATE_LIMIT", "1000000"), ("RATE_LIMIT_PERIOD", "60"))  # never reached in a run
+AUTHENTICATED = (*NO_COALESCING, ("RATE_LIMIT", "0"))  # a key is checked, no limiter runs
 # Target from the issue: authentication + the per-worker limiter cost at most 10% of the plain aggregate's req/s.
 TARGET_KEY_LIMIT_COST = 0.10
 BARE = (*NO_COALESCING, ("METRICS_ENABLED", "false"))
@@ -126,13 +153,18 @@ OBSERVABILITY_COSTS = {
 }
 SAMPLED = (*BARE, ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"), ("OTEL_TRACES_SAMPLER_ARG", "0.1"))
 IMPLEMENTATIONS = (
+    Implementation(name="floor", kind="floor", paths=REFERENCE_PATHS, cost_curve=True),
+    Implementation(name="fastapi", kind="fastapi", paths=REFERENCE_PATHS, cost_curve=True),
     Implementation(name="tributary", kind="tributary", paths=TRIBUTARY_PATHS, cost_curve=True, env=NO_COALESCING),
-    Implementation(name="tributary-coalesced", kind="tributary", paths={3: TRIBUTARY_PATHS[3]}),
-    Implementation(name="fastapi", kind="fastapi", paths={1: "/one", 3: "/three", 10: "/ten"}, cost_curve=True),
+    Implementation(name="tributary-defaults", kind="tributary", paths={3: TRIBUTARY_PATHS[3]}, env=DEFAULTS),
+    Implementation(name="tributary-coalesced", kind="tributary", paths={3: TRIBUTARY_PATHS[3]}, env=NO_COALESCING[1:]),
     Implementation(name="seed", kind="tributary", paths={3: "/bench/seed/multiple/"}),
     Implementation(name="newcomer-adrf", kind="newcomer", paths={1: "/one/", 3: "/three/", 10: "/ten/"}),
     Implementation(
         name="tributary-2-workers", kind="tributary", paths={3: TRIBUTARY_PATHS[3]}, workers=2, env=NO_COALESCING
+    ),
+    Implementation(
+        name="tributary-auth", kind="tributary", paths={3: TRIBUTARY_PATHS[3]}, env=AUTHENTICATED, api_key=True
     ),
     Implementation(name="tributary-key", kind="tributary", paths={3: TRIBUTARY_PATHS[3]}, env=LIMITED, api_key=True),
     Implementation(name="tributary-redis", kind="tributary", paths={3: TRIBUTARY_PATHS[3]}, env=LIMITED, redis=True),
@@ -152,6 +184,26 @@ IMPLEMENTATIONS = (
 KEYED_BASELINES = {"tributary-key": "tributary", "tributary-key-redis": "tributary-redis"}
 BY_NAME = {impl.name: impl for impl in IMPLEMENTATIONS}
 BASELINE = "fastapi"
+FLOOR = "floor"
+# What `make bench` measures unless --only says otherwise: what issue 12's targets are judged on.
+DEFAULT_SET = (
+    "floor",
+    "fastapi",
+    "tributary",
+    "tributary-defaults",
+    "tributary-bare",
+    "tributary-auth",
+    "tributary-key",
+    "tributary-2-workers",
+)
+# Issue 12's feature ladder: each row adds one feature to the row before it; the last is the whole product.
+FEATURE_LADDER = (
+    ("tributary-bare", "aggregation alone (metrics and tracing off)"),
+    ("tributary", "+ metrics (as shipped)"),
+    ("tributary-auth", "+ API key authentication"),
+    ("tributary-key", "+ per-worker rate limiter: the whole product"),
+)
+WHOLE_PRODUCT = "tributary-key"
 
 
 @dataclass(frozen=True)
@@ -236,16 +288,17 @@ class Summary:
 
 @dataclass
 class Results:
-    samples: dict[tuple[str, int, int], list[Sample]] = field(default_factory=dict)  # (impl, calls, connections)
+    # (impl, calls, connections, items per payload)
+    samples: dict[tuple[str, int, int, int], list[Sample]] = field(default_factory=dict)
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)  # impl -> why it could not be measured
     newcomer_db_opened: bool | None = None
 
-    def add(self, impl: str, calls: int, connections: int, sample: Sample) -> None:
-        self.samples.setdefault((impl, calls, connections), []).append(sample)
+    def add(self, impl: str, calls: int, connections: int, items: int, sample: Sample) -> None:
+        self.samples.setdefault((impl, calls, connections, items), []).append(sample)
 
-    def summary(self, impl: str, calls: int, connections: int) -> Summary | None:
-        samples = self.samples.get((impl, calls, connections))
+    def summary(self, impl: str, calls: int, connections: int, items: int) -> Summary | None:
+        samples = self.samples.get((impl, calls, connections, items))
         return Summary.of(samples) if samples else None
 
 
@@ -519,7 +572,11 @@ def server_env(kind: Kind, upstream_url: str, work_dir: Path) -> dict[str, str]:
             "NEWCOMER_SQLITE_PATH": str(work_dir / "newcomer.sqlite3"),
         }
     else:
-        env["UPSTREAM_URL"] = upstream_url
+        env |= {
+            "UPSTREAM_URL": upstream_url,
+            "REFERENCE_MAX_CONNECTIONS": str(POOL),
+            "FLOOR_MAX_CONNECTIONS": str(POOL),
+        }
     return env
 
 
@@ -527,12 +584,15 @@ APPS: dict[Kind, str] = {
     "tributary": "config.asgi:application",
     "fastapi": "benchmarks.reference_fastapi:app",
     "newcomer": "benchmarks.newcomer.asgi:application",
+    "floor": "benchmarks/floor.py",  # its own aiohttp server, not under uvicorn
 }
 
 
 def server_command(impl: Implementation, port: int, placement: Placement) -> list[str]:
     # Django's own ASGI handler refuses the lifespan protocol: the newcomer runs with uvicorn's default ("auto").
     lifespan = "auto" if impl.kind == "newcomer" else "on"
+    if impl.kind == "floor":
+        return [*placement.server_prefix(impl), PYTHON, str(ROOT / APPS["floor"]), "--host", HOST, "--port", str(port)]
     if impl.kind == "tributary" and impl.workers > 1:
         # Tributary's own launcher: one SO_REUSEPORT socket per worker, so connections spread evenly.
         return [
@@ -643,6 +703,8 @@ class Bench:
     simulator_url: str = ""
     collector_url: str = ""
     spans_received: int = 0
+    items: int = 0  # items per payload the simulator serves now
+    payload_bytes: dict[int, int] = field(default_factory=dict)  # items -> bytes of one payload
 
     def start_collector(self) -> None:
         port = free_port()
@@ -657,17 +719,32 @@ class Bench:
     def spans_collected(self) -> int:
         return int(http_get(f"{self.collector_url}/count")[1]) if self.collector_url else 0
 
+    def set_items(self, items: int) -> None:
+        """Every later payload of the simulator has `items` items (the servers under test are not restarted)."""
+        if self.items == items:
+            return
+        status, body = http_get(f"{self.simulator_url}/__items?n={items}")
+        if status != 200:
+            raise RuntimeError(f"the simulator refused {items} items: {body[:200]!r}")
+        self.items = items
+        self.payload_bytes[items] = int(json.loads(body)["bytes"])
+
     def simulator_served(self) -> int:
         _, body = http_get(f"{self.simulator_url}/__stats")
         return int(json.loads(body)["requests"])
 
     def start_simulator(self) -> None:
         port = free_port()
+        node = None if self.args.python_upstream else shutil.which("node")
+        program = (
+            [node, str(ROOT / "benchmarks" / "upstream.js")]
+            if node
+            else [PYTHON, str(ROOT / "benchmarks" / "upstream.py")]
+        )
         command = [
             *self.placement.load_prefix(),
-            PYTHON,
-            str(ROOT / "benchmarks" / "upstream.py"),
-            *("--port", str(port), "--latency-ms", f"{self.args.latency_ms:g}"),
+            *program,
+            *("--port", str(port), "--latency-ms", f"{self.args.latency_ms:g}", "--items", str(self.args.payloads[-1])),
         ]
         self.simulator = self.servers.start("upstream", command, env=base_env(), log_dir=self.work_dir)
         self.simulator_url = f"http://{HOST}:{port}"
@@ -733,7 +810,8 @@ class Bench:
         sizes = []
         for calls, path in sorted(impl.paths.items()):
             body = process.wait_ready(base + path, headers)
-            if impl.api_key and not _rate_limited(base + path, headers):
+            limited = impl.api_key and dict(impl.env).get("RATE_LIMIT") != "0"
+            if limited and not _rate_limited(base + path, headers):
                 raise RuntimeError(f"{impl.name}: the keyed request carries no RateLimit field (no limiter ran)")
             sizes.append(f"{calls} call{'s' * (calls > 1)}: {check_body(body, calls)} B")
         self.running[impl.name] = (process, base)
@@ -788,15 +866,17 @@ class Bench:
             worker_cpu=worker_split(process.pid, server_before, server_after) if impl.workers > 1 else (),
         )
 
-    def record(self, impl: Implementation, calls: int, connections: int, label: str) -> None:
+    def record(self, impl: Implementation, calls: int, connections: int, items: int, label: str) -> None:
+        where = f"{label} {impl.name:<20} items={items:<2} calls={calls:<2} c={connections:<3}"
         try:
+            self.set_items(items)
             sample = self.measure(impl, calls, connections, self.args.duration)
         except (RuntimeError, subprocess.TimeoutExpired, OSError, ValueError) as exc:
-            print(f"  {label} {impl.name:<20} calls={calls:<2} c={connections:<3} FAILED: {exc}")
+            print(f"  {where} FAILED: {exc}")
             self.results.failed.setdefault(impl.name, f"a run failed: {exc}")
             return
-        self.results.add(impl.name, calls, connections, sample)
-        print(f"  {label} {impl.name:<20} calls={calls:<2} c={connections:<3} {sample.describe()}")
+        self.results.add(impl.name, calls, connections, items, sample)
+        print(f"  {where} {sample.describe()}")
 
     def run(self, impls: Sequence[Implementation]) -> None:
         args = self.args
@@ -821,23 +901,31 @@ class Bench:
                     base + impl.main_path, max(args.connections), min(WARM_UP_S, args.duration), self.headers[impl.name]
                 )
 
-        print(f"\nMeasuring: {args.runs} round(s) of {args.duration:g} s runs, 3 upstream calls per request")
+        print(
+            f"\nMeasuring: {args.runs} round(s) of {args.duration:g} s runs, 3 upstream calls per request,"
+            f" payloads of {' and '.join(map(str, args.payloads))} items"
+        )
         for round_number in range(args.runs):
             shift = round_number % max(1, len(started))
-            for impl in [*started[shift:], *started[:shift]]:
-                for connections in args.connections:
-                    self.record(impl, 3, connections, f"[{round_number + 1}/{args.runs}]")
+            for items in args.payloads:
+                for impl in [*started[shift:], *started[:shift]]:
+                    for connections in args.connections:
+                        self.record(impl, 3, connections, items, f"[{round_number + 1}/{args.runs}]")
         for impl in started:
             self.results.peak_rss_mb[impl.name] = peak_rss_mb(self.running[impl.name][0].pid)
 
         curve = [impl for impl in started if impl.cost_curve]
         if curve:
             top = max(args.connections)
-            print(f"\nMeasuring: cost per upstream call, 1 and 10 calls per request at {top} connections")
+            sizes = " and ".join(map(str, args.curve_payloads))
+            print(
+                f"\nMeasuring: cost per upstream call, 1 and 10 calls per request at {top} connections, {sizes} items"
+            )
             for round_number in range(args.runs):
-                for impl in curve:
-                    for calls in (1, 10):
-                        self.record(impl, calls, top, f"[{round_number + 1}/{args.runs}]")
+                for items in args.curve_payloads:
+                    for impl in curve:
+                        for calls in (1, 10):
+                            self.record(impl, calls, top, items, f"[{round_number + 1}/{args.runs}]")
 
         self.spans_received = self.spans_collected()  # before the servers stop (the collector with them)
         if "newcomer-adrf" in self.running:
@@ -884,15 +972,18 @@ def _row(cells: Sequence[str]) -> str:
     )
 
 
-def print_level_table(results: Results, impls: Sequence[Implementation], connections: int) -> None:
-    baseline = results.summary(BASELINE, 3, connections)
-    print(f"\n{connections} connections, 3 upstream calls per request (medians over runs; errors: total)")
+def print_level_table(results: Results, impls: Sequence[Implementation], connections: int, items: int) -> None:
+    baseline = results.summary(BASELINE, 3, connections, items)
+    print(
+        f"\n{connections} connections, {items} items per payload, 3 upstream calls per request"
+        " (medians over runs; errors: total)"
+    )
     header = _row([title for title, _, _ in LEVEL_COLUMNS])
     print(header)
     print(_row([subtitle for _, subtitle, _ in LEVEL_COLUMNS]))
     print("  " + "-" * (len(header) - 2))
     for impl in impls:
-        summary = results.summary(impl.name, 3, connections)
+        summary = results.summary(impl.name, 3, connections, items)
         if summary is None:
             print(f"  {impl.name:<20} not measured: {results.failed.get(impl.name, 'no successful run')}")
             continue
@@ -917,43 +1008,59 @@ def print_level_table(results: Results, impls: Sequence[Implementation], connect
 
 @dataclass(frozen=True)
 class CostCurve:
+    """Server CPU per request at 1, 3 and 10 upstream calls: a least-squares line through the points measured."""
+
     points: dict[int, Summary]
+
+    def _fit(self) -> tuple[float, float] | None:
+        if len(self.points) < 2 or 1 not in self.points or 10 not in self.points:
+            return None
+        xs = list(self.points)
+        ys = [self.points[x].cpu_us_per_request for x in xs]
+        mean_x, mean_y = statistics.fmean(xs), statistics.fmean(ys)
+        slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / sum(
+            (x - mean_x) ** 2 for x in xs
+        )
+        return slope, mean_y - slope * mean_x
 
     @property
     def per_call_us(self) -> float | None:
-        if 1 not in self.points or 10 not in self.points:
-            return None
-        return (self.points[10].cpu_us_per_request - self.points[1].cpu_us_per_request) / 9
+        fit = self._fit()
+        return None if fit is None else fit[0]
 
     @property
     def fixed_us(self) -> float | None:
-        per_call = self.per_call_us
-        return None if per_call is None else self.points[1].cpu_us_per_request - per_call
+        fit = self._fit()
+        return None if fit is None else fit[1]
 
 
-def cost_curve(results: Results, impl: str, connections: int) -> CostCurve:
-    points = {calls: results.summary(impl, calls, connections) for calls in (1, 3, 10)}
+def cost_curve(results: Results, impl: str, connections: int, items: int) -> CostCurve:
+    points = {calls: results.summary(impl, calls, connections, items) for calls in (1, 3, 10)}
     return CostCurve({calls: summary for calls, summary in points.items() if summary is not None})
 
 
-def print_cost_table(results: Results, impls: Sequence[Implementation], connections: int) -> None:
+def print_cost_table(results: Results, impls: Sequence[Implementation], connections: int, items: int) -> None:
     curves = [impl for impl in impls if impl.cost_curve]
-    if not curves:
+    if not curves or not any(results.summary(impl.name, 10, connections, items) for impl in curves):
         return
-    print(f"\nCost grows with work: {connections} connections, 1, 3 and 10 upstream calls per request")
-    print("  (server CPU = utime+stime of the server's process tree from /proc/<pid>/stat, per request served)")
+    print(
+        f"\nCost grows with work: {connections} connections, {items} items per payload,"
+        " 1, 3 and 10 upstream calls per request"
+    )
+    print("  (server CPU = utime+stime of the server's process tree from /proc/<pid>/stat, per request served;")
+    print("   fixed per request = intercept, per call = slope of the least-squares line through the 1/3/10 points)")
     print(f"  {'implementation':<20} {'calls':>5} {'req/s':>8} {'p50 ms':>8} {'errors':>7} {'CPU us/req':>11}")
     print("  " + "-" * 63)
     for impl in curves:
-        curve = cost_curve(results, impl.name, connections)
+        curve = cost_curve(results, impl.name, connections, items)
         for calls, summary in sorted(curve.points.items()):
             print(
                 f"  {impl.name:<20} {calls:>5} {summary.rps:>8.1f} {summary.p50_ms:>8.1f} {summary.errors:>7}"
                 f" {summary.cpu_us_per_request:>11.0f}"
             )
         print(
-            f"  {'':<20} -> per upstream call {_fmt(curve.per_call_us, '.0f')} us CPU (slope 1 -> 10 calls),"
-            f" fixed per request {_fmt(curve.fixed_us, '.0f')} us"
+            f"  {'':<20} -> fixed per request {_fmt(curve.fixed_us, '.0f')} us CPU,"
+            f" per upstream call {_fmt(curve.per_call_us, '.0f')} us"
         )
 
 
@@ -961,67 +1068,178 @@ def _rps(summary: Summary | None) -> float | None:
     return summary.rps if summary else None
 
 
+def _cpu_us(summary: Summary | None) -> float | None:
+    return summary.cpu_us_per_request if summary else None
+
+
 def _verdict(met: bool | None) -> str:
     return "not measured" if met is None else ("MET" if met else "NOT MET")
 
 
-def print_targets(results: Results, args: argparse.Namespace) -> None:
-    low, high = min(args.connections), max(args.connections)
-    tributary_high = results.summary("tributary", 3, high)
-    tributary_low = results.summary("tributary", 3, low)
-    fastapi_high = results.summary(BASELINE, 3, high)
-    two_workers = results.summary("tributary-2-workers", 3, high)
-    rss = results.peak_rss_mb.get("tributary")
-    limit_p50 = TARGET_P50_OVER_UPSTREAM * args.latency_ms
+def _payload_label(bench: Bench, items: int) -> str:
+    size = bench.payload_bytes.get(items)
+    return f"{items} items" + (f" (~{size / 1000:.1f} KB)" if size else "")
 
-    throughput = _ratio(_rps(tributary_high), _rps(fastapi_high))
-    scaling = _ratio(_rps(two_workers), _rps(tributary_high))
-    p50 = tributary_low.p50_ms if tributary_low else None
-    rows = [
+
+def print_issue12_table(results: Results, bench: Bench, args: argparse.Namespace) -> None:
+    """Issue 12's table: floor, FastAPI and Tributary side by side, per payload size and load level."""
+    names = (FLOOR, BASELINE, "tributary")
+    if not any(key[0] in names for key in results.samples):
+        return
+    print(
+        f"\nFLOOR / FASTAPI / TRIBUTARY (issue 12): 3 upstream calls per request, pool {POOL} for everyone;"
+        " req/s and server CPU us per request, medians of interleaved rounds"
+    )
+    print(
+        f"  {'payload per call':<22} {'conns':>5} | {'floor':>15} | {'fastapi':>15} | {'tributary':>15} |"
+        f" {'T/fastapi':>9} {'T/floor':>8} | {'T CPU/fastapi':>13}"
+    )
+    print("  " + "-" * 120)
+    for items in args.payloads:
+        for connections in args.connections:
+            floor, fastapi, tributary = (results.summary(name, 3, connections, items) for name in names)
+            cells = [f"{_fmt(_rps(s), '.0f'):>6}, {_fmt(_cpu_us(s), '.0f'):>5} us" for s in (floor, fastapi, tributary)]
+            print(
+                f"  {_payload_label(bench, items):<22} {connections:>5} | {cells[0]:>15} | {cells[1]:>15} |"
+                f" {cells[2]:>15} | {_fmt(_ratio(_rps(tributary), _rps(fastapi)), '.2f'):>8}x"
+                f" {_fmt(_ratio(_rps(tributary), _rps(floor)), '.2f'):>7}x |"
+                f" {_fmt(_ratio(_cpu_us(tributary), _cpu_us(fastapi)), '.2f'):>12}x"
+            )
+    top = max(args.connections)
+    rss = ", ".join(
+        f"{impl} {_fmt(results.peak_rss_mb.get(impl), '.1f')} MB"
+        for impl in (*names, "tributary-defaults", WHOLE_PRODUCT)
+        if impl in results.peak_rss_mb
+    )
+    print(f"  peak RSS of one worker (VmHWM, through {top} connections, every payload): {rss}")
+    print(
+        f"  ceiling: {top} connections / {args.latency_ms:g} ms allow at most {top * 1000 / args.latency_ms:.0f} req/s;"
+        " rows near it are latency-bound (their CPU per request includes idle-loop overhead)"
+    )
+
+
+def print_defaults(results: Results, args: argparse.Namespace) -> None:
+    """Tributary with its default pool and bulkhead against the same server with pool 1000 (issue 12)."""
+    if not any(key[0] == "tributary-defaults" for key in results.samples):
+        return
+    print(
+        "\nDEFAULTS THAT DO NOT CAP: tributary-defaults (UPSTREAM_SLOW_MAX_CONNECTIONS / MAX_CONCURRENCY unset)"
+        f" against tributary (both {POOL})"
+    )
+    print(
+        f"  {'items':>5} {'conns':>5} {'defaults req/s':>14} {'p50 ms':>7} {'errors':>6} {'tuned req/s':>11}"
+        f" {'p50 ms':>7} {'ratio':>6}"
+    )
+    for items in args.payloads:
+        for connections in args.connections:
+            mine = results.summary("tributary-defaults", 3, connections, items)
+            tuned = results.summary("tributary", 3, connections, items)
+            p50, p50_tuned = (summary.p50_ms if summary else None for summary in (mine, tuned))
+            print(
+                f"  {items:>5} {connections:>5} {_fmt(_rps(mine), '.1f'):>14} {_fmt(p50, '.1f'):>7}"
+                f" {mine.errors if mine else '-':>6} {_fmt(_rps(tuned), '.1f'):>11}"
+                f" {_fmt(p50_tuned, '.1f'):>7} {_fmt(_ratio(_rps(mine), _rps(tuned)), '.3f'):>6}"
+            )
+
+
+def print_features(results: Results, args: argparse.Namespace) -> None:
+    """Issue 12's feature ladder: each row adds one feature; its cost against the row above and FastAPI."""
+    measured = [(name, what) for name, what in FEATURE_LADDER if any(key[0] == name for key in results.samples)]
+    if not measured:
+        return
+    print("\nCOST PER FEATURE (3 upstream calls per request; each row adds one feature to the row above it)")
+    print(
+        f"  {'row':<16} {'adds':<46} {'items':>5} {'conns':>5} {'req/s':>8} {'vs above':>8} {'CPU us/req':>10}"
+        f" {'+us':>5} {'x fastapi':>9}"
+    )
+    for items in args.payloads:
+        for connections in args.connections:
+            fastapi = results.summary(BASELINE, 3, connections, items)
+            above: Summary | None = None
+            for name, what in measured:
+                mine = results.summary(name, 3, connections, items)
+                extra = None if above is None or mine is None else mine.cpu_us_per_request - above.cpu_us_per_request
+                print(
+                    f"  {name:<16} {what:<46} {items:>5} {connections:>5} {_fmt(_rps(mine), '.1f'):>8}"
+                    f" {_fmt(_ratio(_rps(mine), _rps(above)), '.3f'):>8} {_fmt(_cpu_us(mine), '.0f'):>10}"
+                    f" {_fmt(extra, '+.0f'):>5} {_fmt(_ratio(_rps(mine), _rps(fastapi)), '.2f'):>8}x"
+                )
+                above = mine
+
+
+def print_targets(results: Results, args: argparse.Namespace) -> None:
+    top = max(args.connections)
+    rows: list[tuple[str, str, bool | None]] = []
+
+    def ratio_row(name: str, value: float | None, target: float, *, at_least: bool = True) -> None:
+        met = None if value is None else (value >= target if at_least else value <= target)
+        rows.append((name, f"{_fmt(value, '.2f')}x", met))
+
+    def rps(impl: str, connections: int, items: int) -> float | None:
+        return _rps(results.summary(impl, 3, connections, items))
+
+    for items in args.payloads:
+        ratio_row(
+            f"tributary req/s >= {TARGET_VS_FASTAPI:g}x fastapi ({items} items, {top} conns)",
+            _ratio(rps("tributary", top, items), rps(BASELINE, top, items)),
+            TARGET_VS_FASTAPI,
+        )
+    for items in args.payloads:
+        ratio_row(
+            f"tributary req/s >= {TARGET_VS_FLOOR:g}x floor ({items} items, {top} conns)",
+            _ratio(rps("tributary", top, items), rps(FLOOR, top, items)),
+            TARGET_VS_FLOOR,
+        )
+    for items in args.curve_payloads:
+        mine, theirs = (cost_curve(results, name, top, items).fixed_us for name in ("tributary", BASELINE))
+        met = None if mine is None or theirs is None else mine <= theirs
+        rows.append(
+            (
+                f"tributary fixed CPU per request <= fastapi's ({items} items, {top} conns)",
+                f"{_fmt(mine, '.0f')} vs {_fmt(theirs, '.0f')} us",
+                met,
+            )
+        )
+    for items in args.payloads:
+        for connections in args.connections:
+            ratio_row(
+                f"defaults within 5% of tuned: tributary-defaults / tributary ({items} items, {connections} conns)",
+                _ratio(rps("tributary-defaults", connections, items), rps("tributary", connections, items)),
+                TARGET_DEFAULTS,
+            )
+    rss = results.peak_rss_mb.get("tributary")
+    rows.append(
         (
-            f"tributary req/s at {high} connections >= {TARGET_THROUGHPUT_VS_FASTAPI:g}x fastapi",
-            f"{_fmt(throughput, '.2f')}x",
-            None if throughput is None else throughput >= TARGET_THROUGHPUT_VS_FASTAPI,
-        ),
-        (
-            f"tributary p50 at {low} connections <= {TARGET_P50_OVER_UPSTREAM:g}x upstream latency ({limit_p50:g} ms)",
-            f"{_fmt(p50, '.1f')} ms",
-            None if p50 is None else p50 <= limit_p50,
-        ),
-        (
-            f"tributary peak RSS (1 worker, through {high} connections) <= {TARGET_PEAK_RSS_MB:g} MB",
+            f"tributary peak RSS (1 worker, through {top} connections) <= {TARGET_PEAK_RSS_MB:g} MB",
             f"{_fmt(rss, '.1f')} MB",
             None if rss is None else rss <= TARGET_PEAK_RSS_MB,
-        ),
-        (
-            f"2 workers (unpinned) req/s at {high} connections >= {TARGET_TWO_WORKER_SCALING:g}x 1 worker",
-            f"{_fmt(scaling, '.2f')}x",
-            None if scaling is None else scaling >= TARGET_TWO_WORKER_SCALING,
-        ),
-    ]
-    print("\nTARGETS (from the issue; reported, not asserted; judged on `tributary`, which does the same work)")
+        )
+    )
+    for items in args.payloads:
+        ratio_row(
+            f"whole product ({WHOLE_PRODUCT}) req/s >= {TARGET_WHOLE_PRODUCT:g}x fastapi ({items} items, {top} conns)",
+            _ratio(rps(WHOLE_PRODUCT, top, items), rps(BASELINE, top, items)),
+            TARGET_WHOLE_PRODUCT,
+        )
+    for items in args.payloads:
+        ratio_row(
+            f"2 workers (unpinned) req/s >= {TARGET_TWO_WORKER_SCALING:g}x 1 worker ({items} items, {top} conns)",
+            _ratio(rps("tributary-2-workers", top, items), rps("tributary", top, items)),
+            TARGET_TWO_WORKER_SCALING,
+        )
+    print("\nTARGETS (issue 12; reported, not asserted; medians of interleaved rounds, pool 1000 unless named)")
     width = max(len(name) for name, _, _ in rows)
     for name, measured, met in rows:
-        print(f"  {name:<{width}}  {measured:>10}  {_verdict(met)}")
-    tributary_curve = cost_curve(results, "tributary", high)
-    fastapi_curve = cost_curve(results, BASELINE, high)
-    per_call = _ratio(tributary_curve.per_call_us, fastapi_curve.per_call_us)
-    print(
-        f"  {'cost grows with work: CPU per upstream call (tributary vs fastapi)':<{width}}"
-        f"  {_fmt(tributary_curve.per_call_us, '.0f'):>7} us  (fastapi {_fmt(fastapi_curve.per_call_us, '.0f')} us,"
-        f" {_fmt(per_call, '.2f')}x; no threshold in the issue)"
-    )
-    coalesced = results.summary("tributary-coalesced", 3, high)
-    if coalesced and fastapi_high:
+        print(f"  {name:<{width}}  {measured:>16}  {_verdict(met)}")
+    print(f"  {'zero thread hops per request':<{width}}  {'':>16}  asserted by tests/test_thread_hops.py, not here")
+    coalesced = results.summary("tributary-coalesced", 3, top, args.payloads[-1])
+    fastapi_top = results.summary(BASELINE, 3, top, args.payloads[-1])
+    if coalesced and fastapi_top:
         print(
-            f"  for information, the published endpoint (tributary-coalesced) at {high} connections:"
-            f" {_fmt(_ratio(coalesced.rps, fastapi_high.rps), '.2f')}x fastapi req/s with"
+            f"  for information, the published endpoint (tributary-coalesced) at {top} connections:"
+            f" {_fmt(_ratio(coalesced.rps, fastapi_top.rps), '.2f')}x fastapi req/s with"
             f" {coalesced.upstream_per_request:.2f} upstream calls per request instead of 3"
         )
-
-
-def _cpu_us(summary: Summary | None) -> float | None:
-    return summary.cpu_us_per_request if summary else None
 
 
 def print_key_costs(results: Results, args: argparse.Namespace) -> None:
@@ -1034,27 +1252,32 @@ def print_key_costs(results: Results, args: argparse.Namespace) -> None:
     print("\nAUTHENTICATION + RATE LIMITING (3 upstream calls per request; medians over runs)")
     print("  (CPU us/req: the server's CPU per request, steadier than req/s on a busy machine; +us: what the key adds)")
     print(
-        f"  {'row':<20} {'vs':<16} {'conns':>5} {'req/s':>8} {'vs req/s':>9} {'ratio':>6} {'cost':>6}"
+        f"  {'row':<20} {'vs':<16} {'items':>5} {'conns':>5} {'req/s':>8} {'vs req/s':>9} {'ratio':>6} {'cost':>6}"
         f" {'CPU us/req':>10} {'vs':>6} {'+us':>5}"
     )
     for keyed, plain in measured:
-        for connections in args.connections:
-            mine, theirs = results.summary(keyed, 3, connections), results.summary(plain, 3, connections)
-            ratio = _ratio(_rps(mine), _rps(theirs))
-            cost = None if ratio is None else 100 * (1 - ratio)
-            cpu, cpu_plain = _cpu_us(mine), _cpu_us(theirs)
-            extra = None if cpu is None or cpu_plain is None else cpu - cpu_plain
-            print(
-                f"  {keyed:<20} {plain:<16} {connections:>5} {_fmt(_rps(mine), '.1f'):>8}"
-                f" {_fmt(_rps(theirs), '.1f'):>9} {_fmt(ratio, '.3f'):>6} {_fmt(cost, '.1f'):>5}%"
-                f" {_fmt(cpu, '.0f'):>10} {_fmt(cpu_plain, '.0f'):>6} {_fmt(extra, '+.0f'):>5}"
-            )
-    high = max(args.connections)
-    ratio = _ratio(_rps(results.summary("tributary-key", 3, high)), _rps(results.summary("tributary", 3, high)))
+        for items in args.payloads:
+            for connections in args.connections:
+                mine = results.summary(keyed, 3, connections, items)
+                theirs = results.summary(plain, 3, connections, items)
+                ratio = _ratio(_rps(mine), _rps(theirs))
+                cost = None if ratio is None else 100 * (1 - ratio)
+                cpu, cpu_plain = _cpu_us(mine), _cpu_us(theirs)
+                extra = None if cpu is None or cpu_plain is None else cpu - cpu_plain
+                print(
+                    f"  {keyed:<20} {plain:<16} {items:>5} {connections:>5} {_fmt(_rps(mine), '.1f'):>8}"
+                    f" {_fmt(_rps(theirs), '.1f'):>9} {_fmt(ratio, '.3f'):>6} {_fmt(cost, '.1f'):>5}%"
+                    f" {_fmt(cpu, '.0f'):>10} {_fmt(cpu_plain, '.0f'):>6} {_fmt(extra, '+.0f'):>5}"
+                )
+    high, items = max(args.connections), args.payloads[-1]
+    ratio = _ratio(
+        _rps(results.summary("tributary-key", 3, high, items)), _rps(results.summary("tributary", 3, high, items))
+    )
     met = None if ratio is None else 1 - ratio <= TARGET_KEY_LIMIT_COST
     print(
-        f"  target: authentication + per-worker limiter cost <= {100 * TARGET_KEY_LIMIT_COST:g}% of req/s at {high}"
-        f" connections: {_fmt(None if ratio is None else 100 * (1 - ratio), '.1f')}%  {_verdict(met)}"
+        f"  target (issue 10): authentication + per-worker limiter cost <= {100 * TARGET_KEY_LIMIT_COST:g}% of req/s"
+        f" at {high} connections, {items} items: {_fmt(None if ratio is None else 100 * (1 - ratio), '.1f')}%"
+        f"  {_verdict(met)}"
     )
 
 
@@ -1066,37 +1289,41 @@ def print_observability_costs(results: Results, bench: Bench, args: argparse.Nam
         return
     print("\nMETRICS AND TRACING (3 upstream calls per request; against tributary-bare: both off; medians over runs)")
     print(
-        f"  {'row':<18} {'signal':<8} {'conns':>5} {'req/s':>8} {'bare':>8} {'ratio':>6} {'cost':>6} {'p50 ms':>7}"
-        f" {'CPU us/req':>10} {'bare':>6} {'CPU cost':>8}"
+        f"  {'row':<18} {'signal':<8} {'items':>5} {'conns':>5} {'req/s':>8} {'bare':>8} {'ratio':>6} {'cost':>6}"
+        f" {'p50 ms':>7} {'CPU us/req':>10} {'bare':>6} {'CPU cost':>8}"
     )
     for name in measured:
         signal_name, _ = OBSERVABILITY_COSTS[name]
-        for connections in args.connections:
-            mine, bare = results.summary(name, 3, connections), results.summary("tributary-bare", 3, connections)
-            ratio = _ratio(_rps(mine), _rps(bare))
-            cost = None if ratio is None else 100 * (1 - ratio)
-            cpu, cpu_bare = (s.cpu_us_per_request if s else None for s in (mine, bare))
-            cpu_ratio = _ratio(cpu, cpu_bare)
-            cpu_cost = None if cpu_ratio is None else 100 * (cpu_ratio - 1)
-            print(
-                f"  {name:<18} {signal_name:<8} {connections:>5} {_fmt(_rps(mine), '.1f'):>8}"
-                f" {_fmt(_rps(bare), '.1f'):>8} {_fmt(ratio, '.3f'):>6} {_fmt(cost, '.1f'):>5}%"
-                f" {_fmt(mine.p50_ms if mine else None, '.1f'):>7}"
-                f" {_fmt(cpu, '.0f'):>10} {_fmt(cpu_bare, '.0f'):>6} {_fmt(cpu_cost, '+.1f'):>7}%"
-            )
-    high = max(args.connections)
+        for items in args.payloads:
+            for connections in args.connections:
+                mine = results.summary(name, 3, connections, items)
+                bare = results.summary("tributary-bare", 3, connections, items)
+                ratio = _ratio(_rps(mine), _rps(bare))
+                cost = None if ratio is None else 100 * (1 - ratio)
+                cpu, cpu_bare = _cpu_us(mine), _cpu_us(bare)
+                cpu_ratio = _ratio(cpu, cpu_bare)
+                cpu_cost = None if cpu_ratio is None else 100 * (cpu_ratio - 1)
+                print(
+                    f"  {name:<18} {signal_name:<8} {items:>5} {connections:>5} {_fmt(_rps(mine), '.1f'):>8}"
+                    f" {_fmt(_rps(bare), '.1f'):>8} {_fmt(ratio, '.3f'):>6} {_fmt(cost, '.1f'):>5}%"
+                    f" {_fmt(mine.p50_ms if mine else None, '.1f'):>7}"
+                    f" {_fmt(cpu, '.0f'):>10} {_fmt(cpu_bare, '.0f'):>6} {_fmt(cpu_cost, '+.1f'):>7}%"
+                )
+    high, items = max(args.connections), args.payloads[-1]
     for name in measured:
         signal_name, target = OBSERVABILITY_COSTS[name]
-        ratio = _ratio(_rps(results.summary(name, 3, high)), _rps(results.summary("tributary-bare", 3, high)))
+        ratio = _ratio(
+            _rps(results.summary(name, 3, high, items)), _rps(results.summary("tributary-bare", 3, high, items))
+        )
         met = None if ratio is None else 1 - ratio <= target
         print(
-            f"  target: {signal_name} ({name}) cost <= {100 * target:g}% of req/s at {high} connections:"
-            f" {_fmt(None if ratio is None else 100 * (1 - ratio), '.1f')}%  {_verdict(met)}"
+            f"  target (issue 11): {signal_name} ({name}) cost <= {100 * target:g}% of req/s at {high} connections,"
+            f" {items} items: {_fmt(None if ratio is None else 100 * (1 - ratio), '.1f')}%  {_verdict(met)}"
         )
     traced = [name for name in ("tributary-traced", "tributary-sampled") if name in measured]
     if traced:
         requests = {
-            name: sum(s.requests for (row, _, _), group in results.samples.items() if row == name for s in group)
+            name: sum(s.requests for key, group in results.samples.items() if key[0] == name for s in group)
             for name in traced
         }
         print(
@@ -1142,7 +1369,7 @@ def print_notes(results: Results, bench: Bench, args: argparse.Namespace) -> Non
         impl = BY_NAME[name[0]]
         if impl.workers > 1:
             splits = ", ".join("/".join(f"{s.percent_of_core(c):.0f}%" for c in s.worker_cpu) for s in runs)
-            print(f"  {impl.name}: CPU of each worker per run at {name[2]} connections: {splits}")
+            print(f"  {impl.name}: CPU of each worker per run at {name[2]} connections, {name[3]} items: {splits}")
     if results.newcomer_db_opened is not None:
         opened = "was opened" if results.newcomer_db_opened else "was never opened (no migrate needed)"
         print(f"  newcomer-adrf's SQLite database {opened}.")
@@ -1176,10 +1403,16 @@ def print_header(
         f"  load: {load.label}; uvicorn {' '.join(fast_uvicorn_flags()) or '(default loop and parser)'}, 1 worker"
         " unless named otherwise"
     )
-    print(f"  upstream: benchmarks/upstream.py, {args.latency_ms:g} ms fixed latency, ~2.3 KB JSON per call")
+    simulator = "benchmarks/upstream.py (Python fallback)" if args.python_upstream else "benchmarks/upstream.js (node)"
+    print(
+        f"  upstream: {simulator}, {args.latency_ms:g} ms fixed latency, payloads of"
+        f" {' and '.join(map(str, args.payloads))} items per call (5: ~0.4 KB, 40: ~2.3 KB);"
+        f" upstream pool {POOL} for every implementation but tributary-defaults"
+    )
     levels = ", ".join(map(str, args.connections))
     print(
-        f"  plan: {len(impls)} implementation(s) x connections {levels} x {args.runs} run(s) of {args.duration:g} s;"
+        f"  plan: {len(impls)} implementation(s) x payloads {','.join(map(str, args.payloads))} x connections {levels}"
+        f" x {args.runs} run(s) of {args.duration:g} s, cost curve at {','.join(map(str, args.curve_payloads))} items;"
         f" estimated {estimate_seconds(args, impls) / 60:.1f} min"
     )
     command = [
@@ -1193,6 +1426,10 @@ def print_header(
         ",".join(map(str, args.connections)),
         "--latency-ms",
         f"{args.latency_ms:g}",
+        "--payloads",
+        ",".join(map(str, args.payloads)),
+        "--curve-payloads",
+        ",".join(map(str, args.curve_payloads)),
         "--only",
         ",".join(impl.name for impl in impls),
     ]
@@ -1204,8 +1441,8 @@ def estimate_seconds(args: argparse.Namespace, impls: Sequence[Implementation]) 
     duration: float = args.duration
     per_run = duration + 1.0  # load generator start-up, waiting for idle, /proc readings
     start = (3.0 + min(WARM_UP_S, duration)) * len(impls) + 2
-    main = runs * len(impls) * len(args.connections) * per_run
-    curve = runs * sum(impl.cost_curve for impl in impls) * 2 * per_run
+    main = runs * len(impls) * len(args.connections) * len(args.payloads) * per_run
+    curve = runs * sum(impl.cost_curve for impl in impls) * 2 * len(args.curve_payloads) * per_run
     return start + main + curve
 
 
@@ -1216,23 +1453,54 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="rounds; medians over them are reported (default 3)")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per run (default 5)")
-    parser.add_argument("--connections", default="8,64", help="load levels, comma-separated (default 8,64)")
+    parser.add_argument(
+        "--connections",
+        default="64,256",
+        help="load levels, comma-separated (default 64,256: latency-bound, saturated; add 8 for the idle latency)",
+    )
+    parser.add_argument(
+        "--payloads", default="5,40", help="items per upstream payload, comma-separated (default 5,40: ~0.4, ~2.3 KB)"
+    )
+    parser.add_argument(
+        "--curve-payloads",
+        default="",
+        help="payload sizes of the 1/3/10-call cost curve (default: the smallest of --payloads; 'none' skips it)",
+    )
     parser.add_argument("--latency-ms", type=float, default=50.0, help="the simulator's fixed latency (default 50)")
-    parser.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(BY_NAME)}")
+    parser.add_argument(
+        "--only",
+        default=",".join(DEFAULT_SET),
+        help=f"comma-separated subset of: {', '.join(BY_NAME)}; 'all' for every one (default: {','.join(DEFAULT_SET)})",
+    )
     parser.add_argument("--quick", action="store_true", help="1 run of 2 s per level: a smoke test of the harness")
     parser.add_argument("--python-load", action="store_true", help="use benchmarks/loadgen.py even if wrk exists")
+    parser.add_argument(
+        "--python-upstream", action="store_true", help="use benchmarks/upstream.py even if node is installed"
+    )
     args = parser.parse_args(argv)
+    args.python_upstream = args.python_upstream or shutil.which("node") is None
     if args.quick:
         args.runs, args.duration = 1, 2.0
     try:
         args.connections = sorted({int(n) for n in args.connections.split(",") if n.strip()})
+        args.payloads = sorted({int(n) for n in args.payloads.split(",") if n.strip()})
+        if args.curve_payloads.strip() == "none":
+            args.curve_payloads = []
+        elif args.curve_payloads.strip():
+            args.curve_payloads = sorted({int(n) for n in args.curve_payloads.split(",") if n.strip()})
+        else:
+            args.curve_payloads = args.payloads[:1]
     except ValueError:
-        parser.error("--connections takes comma-separated whole numbers, e.g. 8,64")
+        parser.error("--connections, --payloads and --curve-payloads take comma-separated whole numbers, e.g. 64,256")
+    if args.only.strip() == "all":
+        args.only = ",".join(BY_NAME)
     unknown = [name for name in args.only.split(",") if name.strip() and name.strip() not in BY_NAME]
     if unknown:
         parser.error(f"unknown implementation(s) {', '.join(unknown)}; choose from {', '.join(BY_NAME)}")
     if args.runs < 1 or args.duration <= 0 or not args.connections or min(args.connections) < 1:
         parser.error("--runs, --duration and --connections must be positive")
+    if not args.payloads or min(args.payloads) < 1 or (args.curve_payloads and min(args.curve_payloads) < 1):
+        parser.error("--payloads and --curve-payloads must be positive")
     return args
 
 
@@ -1261,13 +1529,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench.servers.stop_all()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     leftovers = bench.servers.leftovers()
-    for connections in args.connections:
-        print_level_table(bench.results, impls, connections)
-    print_cost_table(bench.results, impls, max(args.connections))
-    print_targets(bench.results, args)
+    for items in args.payloads:
+        for connections in args.connections:
+            print_level_table(bench.results, impls, connections, items)
+    for items in args.curve_payloads:
+        print_cost_table(bench.results, impls, max(args.connections), items)
     print_key_costs(bench.results, args)
     print_observability_costs(bench.results, bench, args)
     print_notes(bench.results, bench, args)
+    print_issue12_table(bench.results, bench, args)
+    print_defaults(bench.results, args)
+    print_features(bench.results, args)
+    print_targets(bench.results, args)
     stopped = f"still running: {', '.join(leftovers)}" if leftovers else "every process it started has stopped"
     print(
         f"\nDone in {time.monotonic() - wall:.0f} s (servers, simulator and load generator used"
