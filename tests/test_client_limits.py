@@ -29,6 +29,7 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[1]
 REQUEST_TIMEOUT = 2.0  # the server's REQUEST_READ_TIMEOUT here (default: 10 s)
 MB = 1024 * 1024
+BODY_LIMIT = 1024
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ def server() -> Iterator[Server]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("UPSTREAM_", "DJANGO_", "DEMO_", "REDIS_"))}
     env |= {"DJANGO_SETTINGS_MODULE": "config.settings.local", "DEMO_LATENCY_MS": "0"}
     env |= {"REQUEST_READ_TIMEOUT": str(REQUEST_TIMEOUT)}
+    env |= {"MAX_REQUEST_BODY_BYTES": str(BODY_LIMIT)}  # under the first 64 KiB chunk the body tests send
     args = ["--port", str(port), "--log-level", "error"]
     process = subprocess.Popen(
         [sys.executable, "-m", "config.serve", *args],

@@ -325,3 +325,25 @@ async def test_a_database_failure_is_a_503_never_a_500(
     assert assert_problem(write, 503, "upstream_unavailable")["upstream"] == "database"
     assert assert_problem(read, 503, "upstream_unavailable")["upstream"] == "database"
     assert "locked" not in write.content.decode() + read.content.decode()
+
+
+async def test_the_largest_valid_collection_fits_the_default_body_limit(catalog: respx.MockRouter) -> None:
+    """Through the service's own ASGI handler, which enforces MAX_REQUEST_BODY_BYTES (Django's test client does not):
+    50 items with 500-character notes, every character JSON-escaped (the worst case), is read and validated, not 413."""
+    from config import asgi
+
+    key = await new_key("big")
+    items = [{"product_id": 7 + n, "note": "\u00e9" * 500} for n in range(MAX_ITEMS)]
+    body = orjson.dumps({"name": "n" * 100, "items": items}).decode().encode("ascii", "backslashreplace")
+    body = body.replace(b"\\x", b"\\u00")  # JSON's escape for each non-ASCII character: 6 bytes
+    assert len(body) > 150_000
+    transport = httpx.ASGITransport(app=asgi.application)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        response = await client.post(
+            "/api/collections/", content=body, headers={**key, "Content-Type": "application/json"}
+        )
+
+    # Read and validated: only ids 7-9 exist, so the others are named; the body was not refused for its size.
+    body_json = assert_problem(response, 400, "invalid_request")
+    assert {error["code"] for error in body_json["errors"]} == {"unknown_product"}
+    assert len(body_json["errors"]) == MAX_ITEMS - len(KNOWN)

@@ -1,6 +1,6 @@
 """schemathesis hooks for tests/e2e/test_schemathesis.py (loaded by path through SCHEMATHESIS_HOOKS).
 
-A limit no schema can state: a request body over `MAX_REQUEST_BODY_BYTES` (1024 bytes by default) is refused with a
+A limit no schema can state: a request body over `MAX_REQUEST_BODY_BYTES` (256 KiB by default) is refused with a
 documented 413 before it is read, whatever its content. Bodies that could be over it are not generated (`filter_body`).
 And a fact no schema can state: which product ids exist. A collection naming one the catalog does not have is a
 documented 400 whose every error is `unknown_product`; `positive_data_acceptance` is replaced by the same check minus
@@ -38,7 +38,7 @@ def _parse_one_at_a_time(*args: Any, **kwargs: Any) -> Any:
 
 ast.parse = _parse_one_at_a_time
 
-MAX_REQUEST_BODY_BYTES = 1024  # config/settings/base.py's default; the e2e service does not change it
+MAX_REQUEST_BODY_BYTES = 256 * 1024  # config/settings/base.py's default; the e2e service does not change it
 
 
 @schemathesis.hook
