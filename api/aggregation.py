@@ -445,7 +445,7 @@ class Aggregate:
                 freshness += [result.freshness for result in enriched.fetched]
                 if enriched.failed_calls:
                     freshness.append(Freshness(0.0))
-                summary = f"{enriched.calls} calls"
+                summary = f"{enriched.calls} call" + ("" if enriched.calls == 1 else "s")
                 if enriched.failed_calls:
                     summary += f" {enriched.failed_calls} failed"
                 timings[index] = Timing(timing.name, timing.upstream, timing.seconds, None, None, outcome=summary)

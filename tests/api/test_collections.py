@@ -112,7 +112,7 @@ async def test_create_then_read_it_composed_with_catalog_stock_and_ratings(
     assert "collection;dur=" in timing
     assert 'desc="database read"' in timing
     assert 'desc="catalog 2 calls"' in timing
-    assert 'desc="inventory 1 calls"' in timing
+    assert 'desc="inventory 1 call"' in timing
     assert response.headers["Cache-Control"] == "private, max-age=0"
     assert response.headers["ETag"]
 
