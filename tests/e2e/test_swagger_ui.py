@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from playwright.sync_api import Page, Request, expect, sync_playwright
+from playwright.sync_api import Locator, Page, Request, expect, sync_playwright
 
 from tests.e2e.conftest import KeyedService
 
@@ -69,6 +69,16 @@ def page(chromium: str) -> Iterator[Page]:
             browser.close()
 
 
+def _try_product_overview(page: Page) -> tuple[Locator, Locator]:
+    """Open the product overview operation, switch on "Try it out" and fill in product 7: the operation's block and
+    where its live response will show."""
+    overview = page.locator("#operations-products-get_product_overview")
+    overview.locator(".opblock-summary-control").click()
+    overview.get_by_role("button", name="Try it out").click()
+    overview.locator('tr[data-param-name="id"] input').fill("7")
+    return overview, overview.locator(".live-responses-table .response")
+
+
 def test_swagger_ui_lists_every_operation_and_tries_one_out_over_loopback_only(page: Page, live_service: str) -> None:
     requests: list[str] = []
     failed: list[str] = []
@@ -87,13 +97,9 @@ def test_swagger_ui_lists_every_operation_and_tries_one_out_over_loopback_only(p
         expect(block).to_have_class(re.compile(rf"\bopblock-{method}\b"))
         expect(block.locator(".opblock-summary-path")).to_have_attribute("data-path", path)
 
-    overview = page.locator("#operations-products-get_product_overview")
-    overview.locator(".opblock-summary-control").click()
-    overview.get_by_role("button", name="Try it out").click()
-    overview.locator('tr[data-param-name="id"] input').fill("7")
+    overview, live_response = _try_product_overview(page)
     overview.get_by_role("button", name="Execute").click()
 
-    live_response = overview.locator(".live-responses-table .response")
     expect(live_response.locator(".response-col_status")).to_have_text("200")
     expect(live_response.locator(".response-col_description")).to_contain_text("SKU-00007")
 
@@ -138,14 +144,10 @@ def test_swagger_ui_authorize_sends_the_key_to_an_api_that_requires_one(
 ) -> None:
     base = keyed_sqlite_service.url
     page.goto(f"{base}/api/docs/")
-    overview = page.locator("#operations-products-get_product_overview")
-    overview.locator(".opblock-summary-control").click()
-    overview.get_by_role("button", name="Try it out").click()
-    overview.locator('tr[data-param-name="id"] input').fill("7")
+    overview, live_response = _try_product_overview(page)
 
     # Without a key: the API's 401, shown by Swagger UI.
     overview.get_by_role("button", name="Execute").click()
-    live_response = overview.locator(".live-responses-table .response")
     expect(live_response.locator(".response-col_status")).to_have_text("401")
     expect(live_response.locator(".response-col_description")).to_contain_text("not_authenticated")
 
