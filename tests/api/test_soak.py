@@ -71,7 +71,8 @@ async def test_random_upstream_failures_under_load(api: Any, scripted: Any, sett
 
 PROTOCOL_REQUESTS = 400
 PROTOCOL_CONCURRENCY = 50
-BOMB_BYTES = 256 << 20  # decoded size of the gzip,gzip bomb (the body limit below is 1 MB): far above what a soak allocates
+# Decoded size of the gzip,gzip bomb (the body limit below is 1 MB): far above what a soak allocates.
+BOMB_BYTES = 256 << 20
 PROTOCOL_MIX = {
     "ok": 40,
     "garbage_status_line": 4,
