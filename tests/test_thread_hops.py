@@ -107,7 +107,8 @@ async def test_async_authentication_permission_and_throttle_are_awaited_without_
     assert hops.hops == []
 
 
-async def test_a_refused_request_body_costs_no_thread_hop(hops: HopCounter) -> None:
+async def test_a_refused_request_body_costs_no_thread_hop(hops: HopCounter, settings: Any) -> None:
+    settings.MAX_REQUEST_BODY_BYTES = 1024
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=asgi.application), base_url="http://127.0.0.1"
     ) as client:

@@ -123,3 +123,27 @@ def _load_hooks() -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+DUPLICATE = {"field": "items", "code": "duplicate", "message": "Product 7 is listed twice."}
+UNKNOWN = {"field": "items[0].product_id", "code": "unknown_product", "message": "There is no product 7."}
+
+
+@pytest.mark.parametrize(
+    ("errors", "body", "excused"),
+    [
+        ([UNKNOWN], {"items": [{"product_id": 7}]}, True),
+        ([DUPLICATE], {"items": [{"product_id": 7}, {"product_id": 7, "note": "x"}]}, True),
+        ([DUPLICATE, UNKNOWN], {"items": [{"product_id": 7}, {"product_id": 7}]}, True),
+        ([DUPLICATE], {"items": [{"product_id": 7}, {"product_id": 8}]}, False),  # says duplicate, but is not
+        ([{"field": "name", "code": "blank", "message": "."}], {"name": "", "items": []}, False),
+        ([], {"items": []}, False),
+    ],
+)
+def test_the_acceptance_check_excuses_only_what_no_schema_can_state(
+    errors: list[dict[str, str]], body: dict[str, Any], excused: bool
+) -> None:
+    hooks = _load_hooks()
+    response = SimpleNamespace(status_code=400, content=json.dumps({"errors": errors}).encode())
+
+    assert hooks._only_what_no_schema_states(response, SimpleNamespace(body=body)) is excused
