@@ -388,7 +388,7 @@ class UpstreamClient:
         observe.outgoing(request_headers)  # trace context (traceparent), when tracing is on
         try:  # translating inline (not `with map_httpx_errors`): one context manager less per call
             extensions = {"timeout": self._timeouts}
-            request = httpx.Request("GET", _parsed(url), headers=request_headers, extensions=extensions)
+            request = get_request(_parsed(url), request_headers, extensions)
             response = await self._transport.handle_async_request(request)
             try:
                 # One pass over the raw headers into a plain dict: httpx's Headers scans and decodes per lookup.
@@ -451,6 +451,26 @@ def _digest(forwarded: Mapping[str, str]) -> str:
 
 async def _single(body: bytes) -> AsyncIterator[bytes]:
     yield body
+
+
+_NO_BODY = httpx.ByteStream(b"")  # immutable: every GET shares it
+
+
+def get_request(url: httpx.URL, headers: Mapping[str, str], extensions: dict[str, Any]) -> httpx.Request:
+    """`httpx.Request("GET", url, headers=headers, extensions=extensions)`, built for a third of its cost.
+
+    httpx encodes the (absent) body and then rebuilds the headers to add `Host`: here the empty body is given as the
+    stream httpx would have made, and `Host` is put first, as httpx's `_prepare()` does (unless the headers have one).
+    The result is the same request: method, URL, headers in the same order, content, extensions
+    (tests/upstreams/test_client.py compares them over URLs and header sets; httpx 0.28).
+    """
+    if any(name.lower() == "host" for name in headers):
+        request = httpx.Request("GET", url, headers=headers, extensions=extensions, stream=_NO_BODY)
+    else:
+        with_host = [("Host", url.netloc.decode("ascii")), *headers.items()]  # netloc: ASCII (IDNA-encoded) bytes
+        request = httpx.Request("GET", url, headers=with_host, extensions=extensions, stream=_NO_BODY)
+    request.read()  # `request.content` is there, as for a request httpx built
+    return request
 
 
 @lru_cache(maxsize=4096)

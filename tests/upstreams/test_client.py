@@ -26,6 +26,7 @@ from upstreams import (
     aiohttp_transport,
     request_id,
 )
+from upstreams.client import get_request
 
 CONFIG = UpstreamConfig(name="catalog", base_url="http://catalog.test/v1", timeout=1.0, connect_timeout=0.5)
 
@@ -237,3 +238,44 @@ async def test_registry_rejects_an_unknown_upstream() -> None:
     registry = UpstreamRegistry({"catalog": CONFIG})
     with pytest.raises(UnknownUpstream, match="nope"):
         registry.client("nope")
+
+
+# --- The request the client builds: httpx's own, for less -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://catalog.internal/products/7",
+        "https://catalog.internal/v2/products?page=2&page_size=5",
+        "http://127.0.0.1:8101/slow_data",
+        "https://api.example:8443/a%20b/c",
+        "http://[::1]:9000/x",
+        "http://bücher.example/stock/SKU-1",  # IDNA
+        "http://user:secret@upstream.internal:80/p",  # credentials in the URL, default port spelled out
+    ],
+)
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"User-Agent": "tributary", "Accept": "application/json", "X-Request-ID": "abc", "traceparent": "00-1-2-01"},
+        {"host": "override.example", "Authorization": "Bearer t"},  # a Host of its own: kept, none added
+        {"Accept-Language": "fr, en;q=0.5", "X-Empty": ""},
+    ],
+)
+def test_get_request_builds_what_httpx_builds(url: str, headers: dict[str, str]) -> None:
+    extensions = {"timeout": {"connect": 1.0, "read": 2.0, "write": 2.0, "pool": 2.0}}
+    ours = get_request(httpx.URL(url), headers, extensions)
+    httpx_own = httpx.Request("GET", httpx.URL(url), headers=headers, extensions=extensions)
+
+    assert (ours.method, ours.url, ours.extensions) == (httpx_own.method, httpx_own.url, httpx_own.extensions)
+    assert ours.headers.raw == httpx_own.headers.raw  # the same names, values and order
+    assert ours.content == httpx_own.content == b""
+    assert list(ours.stream) == list(httpx_own.stream)
+
+
+def test_get_request_refuses_what_httpx_refuses() -> None:
+    for build in (get_request, lambda url, headers, ext: httpx.Request("GET", url, headers=headers, extensions=ext)):
+        with pytest.raises(UnicodeEncodeError):
+            build(httpx.URL("http://catalog.internal/"), {"X-Note": "caf\u00e9"}, {})
