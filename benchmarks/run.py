@@ -1111,6 +1111,16 @@ def print_issue12_table(results: Results, bench: Bench, args: argparse.Namespace
                 f" {_fmt(_ratio(_cpu_us(floor), _cpu_us(tributary)), '.2f'):>5}x"
             )
     top = max(args.connections)
+    for items in args.payloads:
+        busy = ", ".join(
+            f"{name} {_fmt(summary.cpu_percent if summary else None, '.0f')}%"
+            for name in names
+            for summary in [results.summary(name, 3, top, items)]
+        )
+        print(
+            f"  server CPU at {top} connections, {items} items (% of one core; below ~100%: the row was not CPU-bound"
+            f" or other work shared its core): {busy}"
+        )
     rss = ", ".join(
         f"{impl} {_fmt(results.peak_rss_mb.get(impl), '.1f')} MB"
         for impl in (*names, "tributary-defaults", WHOLE_PRODUCT)
