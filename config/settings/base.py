@@ -117,7 +117,7 @@ WHITENOISE_AUTOREFRESH = False
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["api.renderers.ORJSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.JSONParser"],  # DRF's, with too-deep nesting a 400 (not a 500)
     # API keys (api/clients/): no sessions, no users; a cached key needs no database query (README "Clients and keys").
     "DEFAULT_AUTHENTICATION_CLASSES": ["api.clients.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["api.clients.authentication.CallerAllowed"],

@@ -347,3 +347,30 @@ async def test_the_largest_valid_collection_fits_the_default_body_limit(catalog:
     body_json = assert_problem(response, 400, "invalid_request")
     assert {error["code"] for error in body_json["errors"]} == {"unknown_product"}
     assert len(body_json["errors"]) == MAX_ITEMS - len(KNOWN)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000,  # nesting deeper than any JSON parser recurses
+        b'{"name": "x", "items": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+        b'{"name": "x", "items": [{"product_id": 1e999}]}',  # infinity
+        b'{"name": "\\ud800", "items": []}',  # a lone surrogate
+        b"\xff\xfe{}",  # not UTF-8
+        b'{"name": "x", "items": [{"product_id": 7}]}' + b" " * 1000 + b"x",  # trailing garbage
+    ],
+    ids=["deep-array", "deep-items", "infinity", "lone-surrogate", "not-utf8", "trailing-garbage"],
+)
+async def test_a_hostile_body_is_a_400_never_a_500(catalog: respx.MockRouter, body: bytes) -> None:
+    from config import asgi
+
+    key = await new_key("hostile")
+    transport = httpx.ASGITransport(app=asgi.application)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        response = await client.post(
+            "/api/collections/", content=body, headers={**key, "Content-Type": "application/json"}
+        )
+
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] in {"invalid_request", "bad_request"}
+    assert await stored() == 0
