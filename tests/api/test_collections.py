@@ -374,3 +374,19 @@ async def test_a_hostile_body_is_a_400_never_a_500(catalog: respx.MockRouter, bo
     assert response.status_code == 400, response.text
     assert response.json()["code"] in {"invalid_request", "bad_request"}
     assert await stored() == 0
+
+
+@pytest.mark.parametrize("method", ["get", "put", "patch", "delete"])
+@pytest.mark.parametrize("pk", ["99999999999999999999999", "9223372036854775808", "0", "-1", "1e3", "%F0%9F%98%80"])
+async def test_an_id_no_collection_can_have_is_a_404(catalog: respx.MockRouter, method: str, pk: str) -> None:
+    from config import asgi
+
+    key = await new_key("ids")
+    transport = httpx.ASGITransport(app=asgi.application)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        body = orjson.dumps(WISHLIST) if method in {"put", "patch"} else None
+        response = await client.request(
+            method.upper(), f"/api/collections/{pk}/", content=body, headers={**key, "Content-Type": "application/json"}
+        )
+
+    assert_problem(response, 404, "not_found")
