@@ -358,8 +358,18 @@ async def test_the_largest_valid_collection_fits_the_default_body_limit(catalog:
         b'{"name": "\\ud800", "items": []}',  # a lone surrogate
         b"\xff\xfe{}",  # not UTF-8
         b'{"name": "x", "items": [{"product_id": 7}]}' + b" " * 1000 + b"x",  # trailing garbage
+        b"[]",
+        b'"a string"',
+        b"null",
+        b'{"name": null, "items": null}',
+        b'{"name": "x", "items": [null, 7, "7", []]}',
+        b'{"name": "x", "items": [{"product_id": true}]}',
+        b'{"name": "x", "items": [{"product_id": 7, "note": {"a": 1}}]}',
     ],
-    ids=["deep-array", "deep-items", "infinity", "lone-surrogate", "not-utf8", "trailing-garbage"],
+    ids=[
+        *("deep-array", "deep-items", "infinity", "lone-surrogate", "not-utf8", "trailing-garbage"),
+        *("array", "string", "null", "null-fields", "odd-items", "boolean-id", "object-note"),
+    ],
 )
 async def test_a_hostile_body_is_a_400_never_a_500(catalog: respx.MockRouter, body: bytes) -> None:
     from config import asgi
