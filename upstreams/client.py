@@ -40,6 +40,7 @@ from urllib.parse import urlencode
 import httpx
 import orjson
 import stamina
+from httpx_aiohttp.transport import AiohttpResponseStream
 
 from . import context, observe
 from .breaker import Breaker, CircuitBreaker, is_fault
@@ -61,7 +62,7 @@ from .errors import (
     UpstreamTimeout,
 )
 from .singleflight import SingleFlight
-from .transport import aiohttp_transport, translate_aiohttp_cause
+from .transport import GuardedAiohttpTransport, aiohttp_transport, as_httpx_error, translate_aiohttp_cause
 
 __all__ = [
     "Fetched",
@@ -197,6 +198,9 @@ class UpstreamClient:
         }
         # Per phase; the attempt's whole budget is enforced around it in _attempt.
         self._timeouts = httpx.Timeout(config.timeout, connect=config.connect_timeout).as_dict()
+        # The production transport is called without httpx's request and response objects (see transport.py).
+        self._direct = transport if isinstance(transport, GuardedAiohttpTransport) else None
+        self._client_timeout = GuardedAiohttpTransport.client_timeout(self._timeouts)
         self._forward = config.forward_headers
         self._closed = False
 
@@ -386,32 +390,74 @@ class UpstreamClient:
         if (rid := context.request_id.get()) is not None:
             request_headers[context.REQUEST_ID_HEADER] = rid
         observe.outgoing(request_headers)  # trace context (traceparent), when tracing is on
+        revalidating = "If-None-Match" in headers
         try:  # translating inline (not `with map_httpx_errors`): one context manager less per call
-            extensions = {"timeout": self._timeouts}
-            request = get_request(_parsed(url), request_headers, extensions)
-            response = await self._transport.handle_async_request(request)
-            try:
-                # One pass over the raw headers into a plain dict: httpx's Headers scans and decodes per lookup.
-                response_headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers.raw}
-                if response.status_code == 304 and "If-None-Match" in headers:
-                    return _Raw(304, b"", response_headers, attempts=1)
-                self._check_status(response.status_code, response_headers)
-                self._check_content_type(response_headers)
-                body = await self._read_limited(response, response_headers)
-                return _Raw(200, body, response_headers, attempts=1)
-            finally:
-                await response.aclose()
+            if self._direct is not None:
+                return await self._exchange_direct(self._direct, url, request_headers, revalidating=revalidating)
+            return await self._exchange_httpx(url, request_headers, revalidating=revalidating)
         except UpstreamError:
             raise
-        except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
-            raise translate_httpx_error(exc, self.name) from exc
         except Exception as exc:  # the transport's own exceptions, whatever they are
-            # aiohttp raises more than httpx-aiohttp maps (ClientResponseError for a garbage status line, too many
-            # or too long headers, a bad chunk; ...): a broken exchange, never a 500.
-            # Its type and message only (repr'd: the upstream chose those bytes), never its request info (our headers).
-            message = _truncated(repr(str(getattr(exc, "message", ""))))
-            logger.warning("%s: the exchange broke: %s %s", self.name, type(exc).__name__, message)
-            raise UpstreamProtocolError(self.name) from exc
+            raise self._translate(exc) from exc
+
+    async def _exchange_direct(
+        self, transport: GuardedAiohttpTransport, url: str, request_headers: Mapping[str, str], *, revalidating: bool
+    ) -> _Raw:
+        """The exchange on aiohttp itself: what `handle_async_request` would send and receive (see transport.py)."""
+        target, host = _target(url)
+        response = await transport.get(target, _as_sent(host, request_headers), self._client_timeout)
+        try:
+            raw_headers = response.raw_headers
+            response_headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw_headers}
+            if response.status == 304 and revalidating:
+                return _Raw(304, b"", response_headers, attempts=1)
+            self._check_status(response.status, response_headers)
+            self._check_content_type(response_headers)
+            coding = response_headers.get("content-encoding")
+            if coding is not None:  # every Content-Encoding line (the dict kept the last): two lines are two layers
+                coding = ",".join(v.decode("latin-1") for k, v in raw_headers if k.lower() == b"content-encoding")
+            chunks = response.content.iter_chunked(AiohttpResponseStream.CHUNK_SIZE)
+            body = await self._read_limited(chunks, response_headers, coding)
+            return _Raw(200, body, response_headers, attempts=1)
+        finally:
+            await response.__aexit__(None, None, None)
+
+    async def _exchange_httpx(self, url: str, request_headers: Mapping[str, str], *, revalidating: bool) -> _Raw:
+        """The exchange through any httpx transport (httpx's own, `httpx.MockTransport`, respx)."""
+        extensions = {"timeout": self._timeouts}
+        request = get_request(_parsed(url), request_headers, extensions)
+        response = await self._transport.handle_async_request(request)
+        try:
+            # One pass over the raw headers into a plain dict: httpx's Headers scans and decodes per lookup.
+            response_headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers.raw}
+            if response.status_code == 304 and revalidating:
+                return _Raw(304, b"", response_headers, attempts=1)
+            self._check_status(response.status_code, response_headers)
+            self._check_content_type(response_headers)
+            coding = response_headers.get("content-encoding")
+            if coding is not None:  # every Content-Encoding line (the dict kept the last): two lines are two layers
+                coding = ",".join(response.headers.get_list("content-encoding"))
+            if response.is_stream_consumed:
+                # An in-memory response (httpx.MockTransport, respx) was read and decoded when it was built.
+                body = await self._read_limited(_single(response.content), response_headers, coding, decoded=True)
+            else:
+                body = await self._read_limited(response.aiter_raw(), response_headers, coding)
+            return _Raw(200, body, response_headers, attempts=1)
+        finally:
+            await response.aclose()
+
+    def _translate(self, exc: Exception) -> UpstreamError:
+        """The upstream error for an exception the transport raised."""
+        if self._direct is not None:
+            exc = as_httpx_error(exc)  # what httpx-aiohttp would have raised in its place
+        if isinstance(exc, httpx.HTTPError | httpx.InvalidURL | OSError):
+            return translate_httpx_error(exc, self.name)
+        # aiohttp raises more than httpx-aiohttp maps (ClientResponseError for a garbage status line, too many or too
+        # long headers, a bad chunk; ...): a broken exchange, never a 500.
+        # Its type and message only (repr'd: the upstream chose those bytes), never its request info (our headers).
+        message = _truncated(repr(str(getattr(exc, "message", ""))))
+        logger.warning("%s: the exchange broke: %s %s", self.name, type(exc).__name__, message)
+        return UpstreamProtocolError(self.name)
 
     def _check_status(self, status: int, headers: Mapping[str, str]) -> None:
         if status == 404:
@@ -429,20 +475,17 @@ class UpstreamClient:
             logger.info("%s: content type %s is not JSON", self.name, _truncated(repr(media_type)))
             raise UpstreamBadContentType(self.name)
 
-    async def _read_limited(self, response: httpx.Response, headers: Mapping[str, str]) -> bytes:
-        """Read and decode the body, refusing it as soon as it is known to exceed the limit (see `decoding`)."""
+    async def _read_limited(
+        self, chunks: AsyncIterator[bytes], headers: Mapping[str, str], coding: str | None, *, decoded: bool = False
+    ) -> bytes:
+        """Read and decode the body, refusing it as soon as it is known to exceed the limit (see `decoding`).
+        `decoded`: the chunks are already decoded (the codings are still checked)."""
         limit = self.config.max_body_bytes
         declared = headers.get("content-length")
         if declared is not None and declared.isascii() and declared.isdigit() and int(declared[:20]) > limit:
             raise UpstreamBodyTooLarge(self.name, limit)
-        coding = headers.get("content-encoding")
-        if coding is not None:  # every Content-Encoding line (`headers` kept the last): two lines are two layers
-            coding = ",".join(response.headers.get_list("content-encoding"))
         decoder = decoder_for(coding, self.name)  # stacked or unknown codings: refused
-        if response.is_stream_consumed:
-            # An in-memory response (httpx.MockTransport, respx) was read and decoded when it was built.
-            return await read_body(_single(response.content), None, limit=limit, upstream=self.name)
-        return await read_body(response.aiter_raw(), decoder, limit=limit, upstream=self.name)
+        return await read_body(chunks, None if decoded else decoder, limit=limit, upstream=self.name)
 
 
 def _digest(forwarded: Mapping[str, str]) -> str:
@@ -471,6 +514,30 @@ def get_request(url: httpx.URL, headers: Mapping[str, str], extensions: dict[str
         request = httpx.Request("GET", url, headers=with_host, extensions=extensions, stream=_NO_BODY)
     request.read()  # `request.content` is there, as for a request httpx built
     return request
+
+
+def _as_sent(host: str, headers: Mapping[str, str]) -> dict[str, str]:
+    """`headers` as httpx-aiohttp hands a request's headers to aiohttp: `httpx.Headers.items()`, i.e. lower-cased names
+    (values of names that differ only in case joined by ", "), `host` first unless the headers have their own."""
+    sent = {"host": host}
+    own_host = False
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered == "host" and not own_host:
+            own_host = True
+            del sent["host"]
+        if lowered in sent:
+            sent[lowered] += ", " + value
+        else:
+            sent[lowered] = value
+    return sent
+
+
+@lru_cache(maxsize=4096)
+def _target(url: str) -> tuple[str, str]:
+    """The URL as httpx passes it to its transport (normalised by `httpx.URL`), and its `Host` header value."""
+    parsed = _parsed(url)
+    return str(parsed), parsed.netloc.decode("ascii")
 
 
 @lru_cache(maxsize=4096)

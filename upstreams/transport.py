@@ -25,12 +25,20 @@ raised `UnicodeEncodeError` and leaked the response's connection (never pooled, 
 could drain the pool one call at a time). Ours passes no reason phrase on (nothing reads it) and releases the
 response if building the httpx one fails. It sends what the original sends (pinned by the hostile-upstream tests
 and every test that calls an upstream over a real socket: fault injection, soak, end-to-end).
+
+`GuardedAiohttpTransport.get` is the same exchange without httpx's objects, for `UpstreamClient`'s hot path: a GET
+with no body, its headers given as httpx would hand them to aiohttp (lower-cased names, `host` first), the aiohttp
+response returned as it is. Building an `httpx.Request`, wrapping the answer in an `httpx.Response` and reading it
+through httpx's stream cost ~130 µs of CPU per call, more than aiohttp's own work (`benchmarks/results/`); the wire
+bytes, the timeouts and the exceptions (`as_httpx_error`: httpx-aiohttp's own mapping) are those of
+`handle_async_request`, pinned by tests/upstreams/test_direct_exchange.py over a raw socket.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -47,6 +55,7 @@ __all__ = [
     "GuardedConnector",
     "GuardedResponseHandler",
     "aiohttp_transport",
+    "as_httpx_error",
     "translate_aiohttp_cause",
 ]
 
@@ -90,6 +99,42 @@ class GuardedConnector(aiohttp.TCPConnector):
 
 class GuardedAiohttpTransport(AiohttpTransport):
     """httpx-aiohttp's transport, without the reason phrase and without leaking a response it failed to wrap."""
+
+    def session(self) -> aiohttp.ClientSession:
+        """The aiohttp session, built on first use (inside the event loop that owns the pool)."""
+        if not isinstance(self.client, aiohttp.ClientSession):
+            self.client = self.get_client()
+        return self.client
+
+    @staticmethod
+    def client_timeout(timeout: Mapping[str, float | None]) -> aiohttp.ClientTimeout:
+        """The aiohttp timeouts `handle_async_request` derives from httpx's per-phase timeouts (`Timeout.as_dict()`)."""
+        return aiohttp.ClientTimeout(
+            sock_connect=timeout.get("connect"), sock_read=timeout.get("read"), connect=timeout.get("pool")
+        )
+
+    async def get(self, url: str, headers: Mapping[str, str], timeout: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
+        """`handle_async_request` for a GET without a body, minus httpx: `url` as `str(httpx.URL)` gives it, `headers`
+        as `httpx.Headers.items()` gives them (lower-cased names, `host` first), `timeout` from `client_timeout`.
+
+        Returns the open aiohttp response (read `content`, then `await response.__aexit__(None, None, None)`, as
+        httpx-aiohttp's stream does); raises aiohttp's exceptions unmapped (`as_httpx_error` maps them).
+        """
+        return await (
+            self.session()
+            .request(
+                "GET",
+                url,
+                headers=headers,
+                data=None,
+                allow_redirects=False,
+                auto_decompress=False,
+                compress=False,
+                timeout=timeout,
+                server_hostname=None,
+            )
+            .__aenter__()
+        )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if not isinstance(self.client, aiohttp.ClientSession):
@@ -138,6 +183,17 @@ def aiohttp_transport(config: UpstreamConfig) -> httpx.AsyncBaseTransport:
     # As AiohttpTransport would build it itself (its TLS context included), but with the guarded connector.
     transport = GuardedAiohttpTransport(limits=limits, client=session)
     return transport
+
+
+def as_httpx_error(exc: Exception) -> Exception:
+    """`exc` as httpx-aiohttp reports it: the httpx exception its `map_aiohttp_exceptions` raises (chained from
+    `exc`), or `exc` itself for what that mapping lets through. Used where `get` bypasses httpx-aiohttp."""
+    try:
+        with map_aiohttp_exceptions():
+            raise exc
+    except Exception as mapped:  # noqa: BLE001 - whatever the mapping raised is the answer
+        return mapped
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 _CONNECTING = (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError, aiohttp.ServerFingerprintMismatch)
