@@ -178,7 +178,9 @@ def aiohttp_transport(config: UpstreamConfig) -> httpx.AsyncBaseTransport:
         connector = GuardedConnector(
             limit=config.max_connections, keepalive_timeout=limits.keepalive_expiry, ssl=transport.ssl_context
         )
-        return aiohttp.ClientSession(connector=connector)
+        # No cookie jar: a Set-Cookie that answered one end user's call would be sent on every later call to the
+        # upstream, whoever made it (tests/upstreams/test_hostile_upstream.py). It also saves the jar's work per call.
+        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
 
     # As AiohttpTransport would build it itself (its TLS context included), but with the guarded connector.
     transport = GuardedAiohttpTransport(limits=limits, client=session)

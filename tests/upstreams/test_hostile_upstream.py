@@ -384,3 +384,33 @@ async def test_an_etag_that_cannot_be_sent_back_is_not_kept(hostile: HostileUpst
     assert (await client.fetch_json("data")).cache == "miss"
     assert (await client.fetch_json("data")).cache == "miss"
     await client.aclose()
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+async def test_a_cookie_an_upstream_sets_is_never_sent_on_later_calls(hostile: HostileUpstream, transport: str) -> None:
+    """An upstream's Set-Cookie answered one end user's call (with their forwarded credentials, say): a cookie jar
+    shared by the pool would send it on every later call, whoever made it. Nothing is kept."""
+    heads: list[bytes] = []
+
+    def recording(mode: Mode) -> Mode:
+        async def record(exchange: Any) -> bool:
+            heads.append(exchange.head)
+            return await mode(exchange)
+
+        return record
+
+    set_cookie = [(b"Set-Cookie", b"session=alice; Path=/"), (b"Set-Cookie", b"sid=alice; Domain=localhost")]
+    hostile.reset(recording(ok()))
+    hostile.then(recording(answer(response(OK_BODY, headers=set_cookie))))
+    # By name: aiohttp's default jar ignores cookies from IP addresses, so 127.0.0.1 would hide a kept cookie.
+    config = replace(client_for(hostile).config, base_url=f"http://localhost:{hostile.port}")
+    make = aiohttp_transport if transport == "aiohttp" else httpx_transport
+    client = UpstreamClient(config, transport=make(config))
+
+    await client.fetch_json("data")
+    await client.fetch_json("data")
+    await client.aclose()
+
+    assert len(heads) == 2
+    assert b"alice" not in heads[1].lower()
+    assert b"cookie" not in heads[1].lower()
