@@ -17,11 +17,11 @@ stream from the event loop (a short write to a pipe or a file): no logger call g
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from typing import Any
 
 import orjson
-from opentelemetry import trace
 
 __all__ = ["FORMATS", "READABLE_FORMAT", "JSONFormatter", "TraceIDFilter", "logging_settings"]
 
@@ -39,11 +39,15 @@ _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {
 
 
 class TraceIDFilter(logging.Filter):
-    """The current trace's id on every record (32 hex digits, as in `traceparent`), "-" when there is none."""
+    """The current trace's id on every record (32 hex digits, as in `traceparent`), "-" when there is none.
+
+    OpenTelemetry's API is not imported for this: while nothing has imported `opentelemetry.trace` (tracing off,
+    config/tracing.py), no span can be current, since a span only becomes current through that module."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        context = trace.get_current_span().get_span_context()
-        record.trace_id = format(context.trace_id, "032x") if context.trace_id else "-"
+        trace = sys.modules.get("opentelemetry.trace")
+        context = trace.get_current_span().get_span_context() if trace is not None else None
+        record.trace_id = format(context.trace_id, "032x") if context is not None and context.trace_id else "-"
         return True
 
 

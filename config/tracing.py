@@ -15,6 +15,10 @@ request's path.
   coalescing and retries included: one span per call, with `tributary.upstream`, `.outcome`, `.retries`, `.cache`)
   and injects it into each request the call sends (`traceparent`), so the upstream's spans are its children. We
   wrap our own call and do not instrument aiohttp's session: both would make two spans per call.
+
+OpenTelemetry itself is imported only where traces are made (a provider built, a span observer created): with tracing
+off, a worker never loads it (69 modules; tests/config/test_startup_imports.py). `configured()` and `EXPORTERS`, which
+the settings read, need nothing of it.
 """
 
 from __future__ import annotations
@@ -22,9 +26,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
-
-from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from api.observe import RequestObserver, RequestRecord
 from upstreams import CallRecord, Observer, add_observer, remove_observer
@@ -84,8 +85,12 @@ class UpstreamSpans(Observer):
     """A client span around every upstream call; the requests it sends carry it (`traceparent`)."""
 
     def __init__(self, provider: Any) -> None:
+        from opentelemetry import propagate, trace
         from opentelemetry.sdk.trace.sampling import ParentBased
+        from opentelemetry.trace import SpanKind, Status, StatusCode
 
+        self._trace, self._propagate = trace, propagate
+        self._client, self._status, self._error = SpanKind.CLIENT, Status, StatusCode.ERROR
         self.tracer = provider.get_tracer("tributary.upstreams")
         # With a parent-based sampler (the default), a request that is not sampled has no sampled child: its calls
         # need no span of their own, only its trace context passed on (sampled=0, so the upstream does not sample).
@@ -96,15 +101,17 @@ class UpstreamSpans(Observer):
         # Not made the current span (no context attach/detach per call): nothing under it needs to find it but
         # `outgoing`, which is handed it.
         if self._follow_parent:
-            parent = trace.get_current_span()
+            parent = self._trace.get_current_span()
             context = parent.get_span_context()
             if context.is_valid and not context.trace_flags.sampled:
                 return parent  # not recording, not ours to end
         name = self._names.get(upstream) or self._names.setdefault(upstream, f"GET {upstream}")
-        return self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes={"tributary.upstream": upstream})
+        return self.tracer.start_span(name, kind=self._client, attributes={"tributary.upstream": upstream})
 
     def outgoing(self, headers: dict[str, str], started: Any) -> None:
-        propagate.inject(headers, context=trace.set_span_in_context(started))  # traceparent (+ tracestate, baggage)
+        self._propagate.inject(
+            headers, context=self._trace.set_span_in_context(started)
+        )  # traceparent (+ tracestate, baggage)
 
     def call_ended(self, record: CallRecord, started: Any) -> None:
         span = started
@@ -115,7 +122,7 @@ class UpstreamSpans(Observer):
         )
         if record.error is not None:
             span.set_attribute("error.type", record.error)
-            span.set_status(Status(StatusCode.ERROR, record.error))
+            span.set_status(self._status(self._error, record.error))
         span.end()
 
 
@@ -141,8 +148,13 @@ def uninstall() -> None:
 class ServerSpanNames(RequestObserver):
     """Name the request's server span after its route, with `http.route` and the caller's client name."""
 
+    def __init__(self) -> None:
+        from opentelemetry import trace
+
+        self._current_span = trace.get_current_span
+
     def finished(self, request: HttpRequest, response: HttpResponseBase | None, record: RequestRecord) -> None:
-        span = trace.get_current_span()
+        span = self._current_span()
         if span.is_recording():
             span.update_name(f"{record.method} {record.route}")
             span.set_attribute("http.route", record.route)

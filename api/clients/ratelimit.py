@@ -33,14 +33,11 @@ import time
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import redis.asyncio as redis
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
-from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError
 from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
@@ -48,6 +45,10 @@ from rest_framework.throttling import BaseThrottle
 from upstreams import REQUEST_ID_HEADER
 
 from .identity import Caller
+
+if TYPE_CHECKING:  # redis is imported by RedisLimiter, with REDIS_URL: a worker without it never loads it
+    import redis.asyncio as redis
+    from redis.commands.core import AsyncScript
 
 __all__ = [
     "ClientRateThrottle",
@@ -207,6 +208,9 @@ class RedisLimiter:
     """
 
     def __init__(self, url: str, *, fallback: MemoryLimiter) -> None:
+        from redis.exceptions import RedisError
+
+        self._errors = (RedisError, OSError)
         self.url = url
         self.fallback = fallback
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[redis.Redis, AsyncScript]] = (
@@ -219,6 +223,8 @@ class RedisLimiter:
         loop = asyncio.get_running_loop()
         entry = self._clients.get(loop)
         if entry is None:
+            import redis.asyncio as redis
+
             client = redis.Redis.from_url(
                 self.url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
             )
@@ -230,7 +236,7 @@ class RedisLimiter:
             return self.fallback.hit_now(key, policy)
         try:
             allowed, value = await self._script()(keys=[KEY_PREFIX + key], args=[policy.interval, policy.tolerance])
-        except (RedisError, OSError) as exc:
+        except self._errors as exc:
             self._failed(exc)
             return self.fallback.hit_now(key, policy)
         return policy.admitted(int(value)) if allowed else policy.refused(int(value))
