@@ -1252,6 +1252,11 @@ def print_targets(results: Results, args: argparse.Namespace) -> None:
             f"2 workers (unpinned) req/s >= {TARGET_TWO_WORKER_SCALING:g}x 1 worker ({items} items, {top} conns)",
             _ratio(rps("tributary-2-workers", top, items), rps("tributary", top, items)),
             TARGET_TWO_WORKER_SCALING,
+            # Two workers with two whole cores: twice one worker's rate, times how much CPU per request they need
+            # compared to one (here they share the machine's two cores with the simulator and the load generator).
+            None
+            if (per_request := by_cpu("tributary-2-workers", "tributary", top, items)) is None
+            else 2 * per_request,
         )
     print("\nTARGETS (issue 12; reported, not asserted; medians of interleaved rounds, pool 1000 unless named)")
     width = max(len(name) for name, _, _ in rows)
