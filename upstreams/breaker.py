@@ -90,23 +90,39 @@ def is_fault(error: UpstreamError) -> bool:
     return isinstance(error, UpstreamUnavailable | UpstreamProtocolError)
 
 
+# The window counts outcomes in this many buckets (plus the current one): an outcome leaves the failure ratio between
+# `window` and `window * (1 + 1/BUCKETS)` seconds after it happened, and the window's memory and work per call stay
+# the same at any call rate (one (time, outcome) pair per call held 30 s was ~5 MB per busy upstream at 1,800 calls/s).
+BUCKETS = 32
+
+
 @dataclass
 class _Window:
-    """Outcomes of the last `window` seconds, for the failure ratio."""
+    """Outcomes of the last `window` seconds (to 1/BUCKETS of it), for the failure ratio."""
 
-    outcomes: deque[tuple[float, bool]] = field(default_factory=deque)
+    buckets: deque[list[int]] = field(default_factory=deque)  # [bucket number, calls, failures], oldest first
+    calls: int = 0
     failures: int = 0
 
     def add(self, now: float, failed: bool, window: float) -> None:
-        self.outcomes.append((now, failed))
+        number = int(now * BUCKETS / window) if window > 0 else 0
+        buckets = self.buckets
+        if buckets and buckets[-1][0] == number:
+            bucket = buckets[-1]
+            bucket[1] += 1
+            bucket[2] += failed
+        else:
+            buckets.append([number, 1, int(failed)])
+        self.calls += 1
         self.failures += failed
-        while self.outcomes and self.outcomes[0][0] < now - window:
-            _, old_failed = self.outcomes.popleft()
-            self.failures -= old_failed
+        while buckets[0][0] < number - BUCKETS:  # wholly older than the window
+            _, calls, failures = buckets.popleft()
+            self.calls -= calls
+            self.failures -= failures
 
     def clear(self) -> None:
-        self.outcomes.clear()
-        self.failures = 0
+        self.buckets.clear()
+        self.calls = self.failures = 0
 
 
 class CircuitBreaker:
@@ -196,7 +212,7 @@ class CircuitBreaker:
         policy = self.policy
         if self._consecutive >= policy.failures:
             return True
-        calls = len(self._window.outcomes)
+        calls = self._window.calls
         return calls >= policy.min_calls and self._window.failures / calls >= policy.failure_ratio
 
     def _open(self) -> None:

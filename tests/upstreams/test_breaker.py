@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from upstreams.breaker import BreakerState, CircuitBreaker, is_fault
+from upstreams.breaker import BUCKETS, BreakerState, CircuitBreaker, is_fault
 from upstreams.config import BreakerPolicy
 from upstreams.errors import (
     CircuitOpen,
@@ -107,6 +107,28 @@ def test_is_fault_true_for_unhealthy_upstream(error: UpstreamError) -> None:
 @pytest.mark.parametrize("error", NON_FAULTS)
 def test_is_fault_false_for_answers_and_our_own_fail_fast_errors(error: UpstreamError) -> None:
     assert not is_fault(error)
+
+
+def test_outcomes_stay_in_the_failure_ratio_for_the_window_and_leave_within_one_bucket_after(clock: FakeClock) -> None:
+    for elapsed, counted in [(RATIO_ONLY.window * 0.99, True), (RATIO_ONLY.window * (1 + 1.01 / BUCKETS), False)]:
+        breaker = CircuitBreaker(NAME, RATIO_ONLY, clock=clock)
+        for _ in range(2):
+            call(breaker, fault())
+        clock.advance(elapsed)
+        call(breaker)
+        call(breaker, fault())  # with the two old faults: 3 of 4, the breaker opens; without them: 2 calls only
+
+        assert (breaker.state is BreakerState.OPEN) is counted, elapsed
+
+
+def test_the_window_holds_a_bounded_number_of_buckets_at_any_call_rate(clock: FakeClock) -> None:
+    breaker = CircuitBreaker(NAME, RATIO_ONLY, clock=clock)
+    for _ in range(20_000):  # 20,000 calls over 4 windows
+        call(breaker)
+        clock.advance(RATIO_ONLY.window * 4 / 20_000)
+
+    assert len(breaker._window.buckets) <= BUCKETS + 2
+    assert breaker._window.calls <= 20_000 * (1 + 2 / BUCKETS) / 4
 
 
 # Opening
