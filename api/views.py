@@ -2,7 +2,7 @@
 
 The aggregates' viewsets are made from their declarations (api/aggregates.py, `aggregate_viewsets()`). They contain
 no concurrency and no error mapping: aggregates run the upstream calls, and api/problems.py turns every failure into
-a problem document.
+a problem document. The schema and its documentation pages are api/docs.py's (loaded on first use).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from django.http import HttpResponse
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework import exceptions, serializers
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -37,9 +36,6 @@ __all__ = [
     "AggregateViewSet",
     "HealthView",
     "ReadinessView",
-    "RedocView",
-    "SchemaView",
-    "SwaggerView",
     "UpstreamViewSet",
     "aggregate_viewsets",
 ]
@@ -295,29 +291,3 @@ class ReadinessView(AnswersOptions, OnLoopAPIView):
         if circuits and open_count == len(circuits):
             status = "unavailable"
         return Response({"status": status, "circuits": circuits}, status=503 if status == "unavailable" else 200)
-
-
-# --- The schema and its documentation pages ------------------------------------------------------------------------
-
-
-class SchemaView(AnswersOptions, SpectacularAPIView):
-    """The OpenAPI schema (`?format=json` for JSON)."""
-
-    throttle_classes = ()  # the schema and docs pages are not rate limited
-
-
-class SwaggerView(AnswersOptions, SpectacularSwaggerView):
-    """Swagger UI, from the sidecar's local assets."""
-
-    throttle_classes = ()
-
-
-class RedocView(AnswersOptions, SpectacularRedocView):
-    """ReDoc, from the sidecar's local assets and with nothing fetched from elsewhere.
-
-    drf-spectacular's template links Google Fonts, and ReDoc's bundle shows a logo from its CDN: ours links no
-    fonts (ReDoc falls back to the system's) and keeps that logo from being requested (api/templates/api/redoc.html).
-    """
-
-    template_name = "api/redoc.html"
-    throttle_classes = ()

@@ -16,7 +16,11 @@ from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import ConfigurationProblems
+from config import footprint
+
+footprint.import_httpx()  # before config.env, which imports upstreams and so httpx: without httpx's CLI
+
+from config.env import ConfigurationProblems  # noqa: E402 - after httpx is imported
 
 __all__ = [
     "EXIT_CODE",
@@ -51,6 +55,7 @@ def configuration_problems() -> list[str]:
     problems = settings_problems()
     if problems:
         return problems
+    footprint.import_frameworks(settings.DATABASES)  # before Django's apps import DRF (config/footprint.py)
     django.setup(set_prefix=False)
     return [str(message) for message in checks.run_checks() if message.is_serious() and not message.is_silenced()]
 

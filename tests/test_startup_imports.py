@@ -33,7 +33,40 @@ FEATURE_VARIABLES = ("REDIS_", "DATABASE_", "OTEL_", "DJANGO_", "UPSTREAM_", "DE
 OPTIONAL = {
     "opentelemetry": "traces (OTEL_* variables)",
     "redis": "REDIS_URL",
+    "psycopg": "PostgreSQL (DATABASE_URL=postgres://...)",
+    "yaml": "the schema and docs pages (api/docs.py)",
+    # Imported by libraries only because they are installed (config/footprint.py).
+    "rich": "httpx's command-line client",
+    "pygments": "httpx's command-line client, DRF's browsable API",
+    "requests": "DRF's test client",
+    "jinja2": "Django's own test suite",
 }
+# Modules of drf-spectacular's that only the schema and docs pages need.
+DOCS_MODULES = {"api.docs", "drf_spectacular.views", "drf_spectacular.renderers", "drf_spectacular.generators"}
+
+# A request through the ASGI application, in the subprocess: GET `path`, then `status` and `body` are set.
+ASGI_GET = """
+import asyncio
+
+async def _get(path):
+    sent, requests = [], [{"type": "http.request", "body": b"", "more_body": False}]
+    async def receive():
+        if requests:
+            return requests.pop()
+        await asyncio.Event().wait()
+    async def send(message):
+        sent.append(message)
+    query = path.partition("?")[2].encode()
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+        "path": path.partition("?")[0], "raw_path": path.encode(), "query_string": query, "root_path": "",
+        "headers": [(b"host", b"127.0.0.1")], "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+    }
+    await config.asgi.application(scope, receive, send)
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+status, body = asyncio.run(_get(PATH))
+"""
 
 
 def loaded_modules(env: dict[str, str] | None = None, *, then: str = "") -> set[str]:
@@ -72,6 +105,44 @@ def test_redis_url_imports_redis_for_the_rate_limiter() -> None:
     # Nothing connects: the limiter and the breakers make their clients on first use, in the event loop.
     then = "from api.clients import ratelimit\nassert type(ratelimit.limiter()).__name__ == 'RedisLimiter'"
     assert "redis.asyncio" in loaded_modules({"REDIS_URL": "redis://127.0.0.1:9/0"}, then=then)
+
+
+def test_a_request_to_the_api_leaves_the_docs_unloaded() -> None:
+    modules = loaded_modules(then=ASGI_GET.replace("PATH", "'/healthz'") + "assert status == 200, status")
+    assert not DOCS_MODULES & modules
+
+
+def test_the_schema_page_loads_drf_spectacular_and_serves_the_committed_schema() -> None:
+    then = ASGI_GET.replace("PATH", "'/api/schema/'") + (
+        "assert status == 200, (status, body)\n"
+        "from pathlib import Path\n"
+        "assert body == Path('openapi/schema.yaml').read_bytes(), 'the served schema is not the committed one'"
+    )
+    modules = loaded_modules(then=then)
+    assert modules >= DOCS_MODULES
+    assert "yaml" in packages(modules)
+
+
+def test_postgresql_imports_psycopg_and_drf_maps_its_fields() -> None:
+    then = (
+        "from rest_framework import compat\n"
+        "assert compat.postgres_fields is not None\n"
+        "from django.db import connection\n"
+        "assert connection.vendor == 'postgresql'"
+    )
+    modules = loaded_modules({"DATABASE_URL": "postgres://user:secret@127.0.0.1:9/tributary"}, then=then)
+    assert "psycopg" in packages(modules)
+
+
+def test_sqlite_leaves_drf_without_postgresql_fields() -> None:
+    then = "from rest_framework import compat\nassert compat.postgres_fields is None\nassert compat.requests is None"
+    loaded_modules(then=then)
+
+
+def test_the_hidden_packages_import_normally_after_start_up() -> None:
+    # config/footprint.py hides them while a library probes for them, and only then.
+    modules = loaded_modules(then="import httpx._main, jinja2, psycopg, pygments, requests, rich, yaml")
+    assert {"httpx._main", "jinja2", "psycopg", "pygments", "requests", "rich", "yaml"} <= modules
 
 
 def test_redis_url_imports_redis_for_the_breakers() -> None:

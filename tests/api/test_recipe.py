@@ -20,8 +20,8 @@ from django.urls import include, path
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiJsonRenderer
 
+from api import docs
 from api import serializers as s
-from api import views
 from api.aggregation import Aggregate, Fetch, published, unpublish
 from api.apps import check_aggregate_upstreams
 from api.urls import api_urlpatterns
@@ -79,7 +79,7 @@ def recipe(settings: Any) -> Iterator[types.ModuleType]:
     urls = types.ModuleType(URLCONF)
     urls.urlpatterns = [  # type: ignore[attr-defined]
         path("api/", include(api_urlpatterns())),
-        path("api/schema/", views.SchemaView.as_view(), name="schema"),
+        path("api/schema/", docs.SchemaView.as_view(), name="schema"),
     ]
     sys.modules[URLCONF] = urls
     settings.ROOT_URLCONF = URLCONF
