@@ -21,9 +21,8 @@ class ApiConfig(AppConfig):
         from .clients.keys import connect_signals
 
         connect_signals()  # a key or client saved here empties this worker's key cache at once
-        from .clients import schema
-
-        assert schema  # imported for its OpenAPI extension (the API keys' security schemes)
+        # The API keys' OpenAPI extension (api/clients/schema.py) is registered when a schema is first generated
+        # (api/schema.py `load_generator`), not here: it would load drf-spectacular's generator into every worker.
 
 
 def check_aggregate_upstreams(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:

@@ -1,11 +1,10 @@
 """The schema and its documentation pages (the OpenAPI schema, Swagger UI, ReDoc): drf-spectacular's views, which a
 worker loads at the first request for one of them only.
 
-Their module brings drf-spectacular's generator, its renderers and PyYAML (about 60 modules, 1-2 MB per worker) that
-serving the API never needs, so nothing on the request path imports this one: the URLconf routes the three pages
-through `config/urls.py`'s `docs_view()`, which imports it at the page's first request. The schema's own parts
-(`AutoSchema`, the API keys' security schemes of api/clients/schema.py) stay registered at start-up, as before: the
-views' `extend_schema` declarations build on them when they are imported. tests/test_startup_imports.py pins it.
+Their module brings drf-spectacular's views, generator, renderers and PyYAML that serving the API never needs, so
+nothing on the request path imports this one: the URLconf routes the three pages through `config/urls.py`'s
+`docs_view()`, which imports it at the page's first request. The schema's generation itself is loaded by the first
+generation (api/schema.py `AutoSchema`). tests/test_startup_imports.py pins both.
 """
 
 from __future__ import annotations

@@ -1,17 +1,30 @@
-"""OpenAPI helpers: every documented error is a problem document under `application/problem+json`."""
+"""OpenAPI helpers: every documented error is a problem document under `application/problem+json`; and the API's
+schema class, `AutoSchema`, which keeps drf-spectacular's generator out of a worker until a schema is generated.
+
+drf-spectacular's `extend_schema` subclasses `DEFAULT_SCHEMA_CLASS` when a view is declared, and DRF's router
+instantiates it for every viewset it registers: were that drf-spectacular's `AutoSchema`, every worker would import
+its generator's plumbing (`django.test`, `unittest`, `rest_framework.test`, `uritemplate`...: about 80 modules, 4 MB).
+Ours starts as a bare `ViewInspector` (DRF's base of every schema class), and when a schema is generated (a view
+given to a schema: what every generation does before it asks the schema anything) it takes drf-spectacular's
+`AutoSchema` as its base (`__bases__`), for itself and for every class made from it (`extend_schema`'s,
+`DeclaredSchema`) at once, after importing the API keys' extension (api/clients/schema.py). From then on the classes
+are exactly drf-spectacular's with one property more; tests/test_startup_imports.py pins the served schema against
+openapi/schema.yaml and what a worker imports before and after.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from rest_framework.schemas.inspectors import ViewInspector
 
 from upstreams import REQUEST_ID_HEADER
 
 from .problems import PROBLEM_CODES, PROBLEM_CONTENT_TYPE
 from .serializers import Problem
 
-__all__ = ["AGGREGATE_HEADERS", "NOT_MODIFIED", "REQUEST_ID", "drop_anonymous_security", "problems"]
+__all__ = ["AGGREGATE_HEADERS", "NOT_MODIFIED", "REQUEST_ID", "AutoSchema", "drop_anonymous_security", "problems"]
 
 # What each error status means; the codes that come with it are appended from `PROBLEM_CODES`, so a new code (an
 # upstream error class, an API-level problem) is documented without editing this.
@@ -119,3 +132,28 @@ def drop_anonymous_security(result: dict[str, Any], **kwargs: Any) -> dict[str, 
             if operation.get("security") == [{}]:
                 del operation["security"]
     return result
+
+
+class AutoSchema(ViewInspector):
+    """`REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"]`: drf-spectacular's `AutoSchema` once a schema is generated."""
+
+    @property
+    def view(self) -> Any:
+        return ViewInspector.view.fget(self)  # type: ignore[attr-defined]
+
+    @view.setter
+    def view(self, value: Any) -> None:
+        if value is not None:  # a view to describe: a schema is being generated
+            load_generator()
+        ViewInspector.view.fset(self, value)  # type: ignore[attr-defined]
+
+
+def load_generator() -> None:
+    """Make `AutoSchema` drf-spectacular's, with the API's extensions registered (once; idempotent)."""
+    if AutoSchema.__bases__ == (ViewInspector,):
+        from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+
+        from .clients import schema as key_schemes
+
+        assert key_schemes  # imported for its OpenAPI extension (the API keys' security schemes): registered on import
+        AutoSchema.__bases__ = (SpectacularAutoSchema,)

@@ -15,7 +15,6 @@ from typing import Any
 from adrf.viewsets import ViewSet
 from django.conf import settings
 from django.http import HttpResponse
-from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers
@@ -30,7 +29,7 @@ from . import serializers as s
 from .aggregation import Aggregate, Parts, Route, published
 from .onloop import OnLoopAPIView
 from .renderers import ORJSONRenderer
-from .schema import AGGREGATE_HEADERS, NOT_MODIFIED, REQUEST_ID, problems
+from .schema import AGGREGATE_HEADERS, NOT_MODIFIED, REQUEST_ID, AutoSchema, problems
 
 __all__ = [
     "AggregateViewSet",

@@ -8,10 +8,8 @@ installed, for features this service does not use, are kept out of the workers.
                              yaml, uritemplate: DRF's own schema generator and renderers (drf-spectacular, which
                              makes ours, imports both itself when it generates and renders the schema)
                              pygments: the browsable API's syntax highlighting (the API renders JSON only)
-    django.test              jinja2: `require_jinja2`, a decorator of Django's own test suite (django.test is
-                             imported by drf-spectacular's schema code, through DRF's test module)
 
-Together about 18 MB and 330 modules per worker (README "Memory"). Each library is imported once, at start-up,
+Together about 18 MB and 310 modules per worker (README "Memory"). Each library is imported once, at start-up,
 with those modules hidden (`sys.modules[name] = None`, so `import name` raises ImportError: the library takes its
 own "not installed" branch, as in a deployment without the package), and they are visible again at once: anything
 that imports them later (drf-spectacular, the PostgreSQL backend, a test) gets the real package. A library already
@@ -34,7 +32,6 @@ __all__ = ["hidden", "import_frameworks", "import_httpx", "postgresql_configured
 HTTPX_HIDDEN = ("httpx._main",)
 REST_FRAMEWORK_HIDDEN = ("requests", "yaml", "uritemplate", "pygments")
 POSTGRESQL_HIDDEN = ("django.contrib.postgres",)
-DJANGO_TEST_HIDDEN = ("jinja2",)
 
 
 @contextlib.contextmanager
@@ -63,13 +60,10 @@ def postgresql_configured(databases: Mapping[str, Mapping[str, Any]]) -> bool:
 
 
 def import_frameworks(databases: Mapping[str, Mapping[str, Any]]) -> None:
-    """Import DRF's compat module and `django.test` without the optional packages they probe for that this service
-    does not use; with the settings loaded (whether a database is PostgreSQL decides about `django.contrib.postgres`),
-    before Django's apps import either."""
+    """Import DRF's compat module without the optional packages it probes for that this service does not use; with
+    the settings loaded (whether a database is PostgreSQL decides about `django.contrib.postgres`), before Django's
+    apps import DRF."""
     if "rest_framework.compat" not in sys.modules:
         postgresql = postgresql_configured(databases)
         with hidden(REST_FRAMEWORK_HIDDEN if postgresql else REST_FRAMEWORK_HIDDEN + POSTGRESQL_HIDDEN):
             importlib.import_module("rest_framework.compat")
-    if "django.test" not in sys.modules:
-        with hidden(DJANGO_TEST_HIDDEN):
-            importlib.import_module("django.test")

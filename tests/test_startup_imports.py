@@ -40,9 +40,13 @@ OPTIONAL = {
     "pygments": "httpx's command-line client, DRF's browsable API",
     "requests": "DRF's test client",
     "jinja2": "Django's own test suite",
+    # drf-spectacular's generator imports django.test (DRF's test module): only when a schema is generated.
+    "unittest": "schema generation (drf-spectacular's plumbing)",
+    "uritemplate": "schema generation",
 }
-# Modules of drf-spectacular's that only the schema and docs pages need.
-DOCS_MODULES = {"api.docs", "drf_spectacular.views", "drf_spectacular.renderers", "drf_spectacular.generators"}
+# Modules of drf-spectacular's that only schema generation and the docs pages need (api/schema.py, api/docs.py).
+GENERATOR_MODULES = {"drf_spectacular.openapi", "drf_spectacular.plumbing", "drf_spectacular.generators"}
+DOCS_MODULES = {"api.docs", "drf_spectacular.views", "drf_spectacular.renderers", *GENERATOR_MODULES}
 
 # A request through the ASGI application, in the subprocess: GET `path`, then `status` and `body` are set.
 ASGI_GET = """
@@ -107,9 +111,23 @@ def test_redis_url_imports_redis_for_the_rate_limiter() -> None:
     assert "redis.asyncio" in loaded_modules({"REDIS_URL": "redis://127.0.0.1:9/0"}, then=then)
 
 
-def test_a_request_to_the_api_leaves_the_docs_unloaded() -> None:
-    modules = loaded_modules(then=ASGI_GET.replace("PATH", "'/healthz'") + "assert status == 200, status")
+def test_requests_to_the_api_leave_the_schema_generator_and_docs_unloaded() -> None:
+    then = "\n".join(
+        ASGI_GET.replace("PATH", repr(path)) + f"assert status == {status}, (status, body)"
+        for path, status in (("/healthz", 200), ("/api/upstreams/", 200), ("/api/products/", 503))
+    )
+    modules = loaded_modules(then=then)
     assert not DOCS_MODULES & modules
+
+
+def test_a_schema_generated_in_process_has_the_api_key_schemes() -> None:
+    # What tests and tools do: drf-spectacular's own generator, with nothing of ours imported first.
+    then = (
+        "from drf_spectacular.generators import SchemaGenerator\n"
+        "schema = SchemaGenerator().get_schema(request=None, public=True)\n"
+        "assert set(schema['components']['securitySchemes']) == {'ApiKeyAuth', 'BearerAuth'}, schema['components']"
+    )
+    assert loaded_modules(then=then) >= GENERATOR_MODULES
 
 
 def test_the_schema_page_loads_drf_spectacular_and_serves_the_committed_schema() -> None:
@@ -141,8 +159,8 @@ def test_sqlite_leaves_drf_without_postgresql_fields() -> None:
 
 def test_the_hidden_packages_import_normally_after_start_up() -> None:
     # config/footprint.py hides them while a library probes for them, and only then.
-    modules = loaded_modules(then="import httpx._main, jinja2, psycopg, pygments, requests, rich, yaml")
-    assert {"httpx._main", "jinja2", "psycopg", "pygments", "requests", "rich", "yaml"} <= modules
+    modules = loaded_modules(then="import httpx._main, jinja2, psycopg, pygments, requests, rich, uritemplate, yaml")
+    assert modules >= {"httpx._main", "jinja2", "psycopg", "pygments", "requests", "rich", "uritemplate", "yaml"}
 
 
 def test_redis_url_imports_redis_for_the_breakers() -> None:

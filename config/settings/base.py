@@ -123,7 +123,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["api.clients.authentication.CallerAllowed"],
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "api.problems.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular's AutoSchema, loaded when a schema is generated, not by every worker (api/schema.py).
+    "DEFAULT_SCHEMA_CLASS": "api.schema.AutoSchema",
     # Per-client rate limits (RATE_LIMIT*, below); the health probes and the docs pages opt out.
     "DEFAULT_THROTTLE_CLASSES": ["api.clients.ratelimit.ClientRateThrottle"],
 }
