@@ -1,6 +1,8 @@
 """A worker's idle memory: optional packages that libraries import at their own import time only because they are
 installed, for features this service does not use, are kept out of the workers.
 
+    uvicorn                  watchfiles, the file watcher of `--reload` (`python -m config.serve` only: the
+                             `uvicorn` command has imported uvicorn before any of our code runs)
     httpx                    httpx._main, its command-line client: click, rich, pygments
     rest_framework.compat    django.contrib.postgres (and psycopg): DRF's serializer fields for PostgreSQL's own
                              model fields; hidden unless a database is PostgreSQL
@@ -27,8 +29,9 @@ import sys
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-__all__ = ["hidden", "import_frameworks", "import_httpx", "postgresql_configured"]
+__all__ = ["hidden", "import_frameworks", "import_httpx", "import_uvicorn", "postgresql_configured"]
 
+UVICORN_HIDDEN = ("watchfiles",)
 HTTPX_HIDDEN = ("httpx._main",)
 REST_FRAMEWORK_HIDDEN = ("requests", "yaml", "uritemplate", "pygments")
 POSTGRESQL_HIDDEN = ("django.contrib.postgres",)
@@ -46,6 +49,13 @@ def hidden(names: Iterable[str]) -> Iterator[None]:
         for name in blocked:
             if sys.modules.get(name, ...) is None:
                 del sys.modules[name]
+
+
+def import_uvicorn() -> None:
+    """Import uvicorn without watchfiles (its reloader falls back to polling, `StatReload`, if ever asked for)."""
+    if "uvicorn" not in sys.modules:
+        with hidden(UVICORN_HIDDEN):
+            importlib.import_module("uvicorn")
 
 
 def import_httpx() -> None:

@@ -29,9 +29,13 @@ import sys
 import tempfile
 from types import FrameType
 
-import uvicorn
+from config import footprint
 
-from config.http import BoundedHttpToolsProtocol
+footprint.import_uvicorn()  # without watchfiles, the file watcher of `--reload`, which this launcher does not offer
+
+import uvicorn  # noqa: E402 - after footprint's import of it
+
+from config.http import BoundedHttpToolsProtocol  # noqa: E402
 
 APP = "config.asgi:application"
 

@@ -166,3 +166,13 @@ def test_the_hidden_packages_import_normally_after_start_up() -> None:
 def test_redis_url_imports_redis_for_the_breakers() -> None:
     then = "from upstreams import get_registry\nget_registry()"
     assert "redis.asyncio" in loaded_modules({"REDIS_URL": "redis://127.0.0.1:9/0"}, then=then)
+
+
+def test_the_launcher_imports_uvicorn_without_its_file_watcher() -> None:
+    # `python -m config.serve` never reloads; uvicorn alone imports watchfiles for `--reload` (the control).
+    def watches(module: str) -> str:
+        script = f"import sys\nimport {module}\nprint('watchfiles' in sys.modules)"
+        result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+        return result.stdout.strip()
+
+    assert (watches("config.serve"), watches("uvicorn")) == ("False", "True")
