@@ -397,8 +397,10 @@ class UpstreamClient:
             return await self._exchange_httpx(url, request_headers, revalidating=revalidating)
         except UpstreamError:
             raise
-        except Exception as exc:  # the transport's own exceptions, whatever they are
-            raise self._translate(exc) from exc
+        except Exception as exc:  # noqa: BLE001 - the transport's own exceptions, whatever they are
+            # On the direct path, first what httpx-aiohttp would have raised in its place (chained as it chains it).
+            cause = as_httpx_error(exc) if self._direct is not None else exc
+            raise self._translate(cause) from cause
 
     async def _exchange_direct(
         self, transport: GuardedAiohttpTransport, url: str, request_headers: Mapping[str, str], *, revalidating: bool
@@ -447,9 +449,7 @@ class UpstreamClient:
             await response.aclose()
 
     def _translate(self, exc: Exception) -> UpstreamError:
-        """The upstream error for an exception the transport raised."""
-        if self._direct is not None:
-            exc = as_httpx_error(exc)  # what httpx-aiohttp would have raised in its place
+        """The upstream error for an exception the transport raised (as httpx-aiohttp raises it)."""
         if isinstance(exc, httpx.HTTPError | httpx.InvalidURL | OSError):
             return translate_httpx_error(exc, self.name)
         # aiohttp raises more than httpx-aiohttp maps (ClientResponseError for a garbage status line, too many or too

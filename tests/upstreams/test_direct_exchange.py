@@ -22,9 +22,8 @@ given; aiohttp itself writes Host first), not joining names that differ only in 
 direct path; a refused connection is an OSError and ends the same either way), only the last Content-Encoding line
 read (two gzip lines: 1), `client_timeout` swapping connect and read (46: aiohttp's timeouts), `_target` passing
 the URL unnormalised (percent-encoding: 2, what aiohttp was given; yarl re-quotes it to the same wire bytes).
-
-Known divergence (xfail, strict): where httpx-aiohttp maps the aiohttp exception, the direct path's error is caused
-by aiohttp's exception itself, the httpx path's by the httpx exception mapped from it (see `_CHAIN`).
+The error chains match too: where httpx-aiohttp maps the aiohttp exception (a hang-up, a refused connection), both
+paths' errors are caused by the httpx exception, itself caused by aiohttp's (api/problems.py logs that chain).
 """
 
 from __future__ import annotations
@@ -219,21 +218,13 @@ CASES: dict[str, Case] = {
     ),
 }
 
-# httpx-aiohttp maps these cases' aiohttp exceptions to httpx ones (ReadError, ConnectTimeout): the httpx path's
-# error is caused by the httpx exception (itself caused by aiohttp's), the direct path's by aiohttp's own, so the
-# traceback api/problems.py logs with the error (`exc_info=exc.__cause__`) loses the httpx link on the direct path.
-_CHAIN = pytest.mark.xfail(
-    strict=True,
-    reason="direct path: UpstreamError.__cause__ is the aiohttp exception; httpx path: the httpx exception "
-    "httpx-aiohttp mapped it to, chained from the aiohttp one (client._exchange raises from the unmapped exception)",
-)
 # The cases whose errors come from an aiohttp exception: their whole `__cause__` chains are compared too.
 TRANSPORT_ERRORS = [
-    pytest.param("closed-mid-body", marks=_CHAIN),
-    pytest.param("closed-mid-chunked-body", marks=_CHAIN),
-    pytest.param("closed-without-answering", marks=_CHAIN),
-    pytest.param("closed-mid-headers", marks=_CHAIN),
-    pytest.param("connection-refused", marks=_CHAIN),
+    "closed-mid-body",
+    "closed-mid-chunked-body",
+    "closed-without-answering",
+    "closed-mid-headers",
+    "connection-refused",
     "garbage-status-line",
     "binary-status-line",
     "too-many-headers",
