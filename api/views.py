@@ -64,8 +64,11 @@ class TributaryViewSet(AnswersOptions, OnLoopAPIView, ViewSet):
         # repeated parameter counts, as with the QueryDict.
         query = {name: self.request.query_params[name] for name in self.request.query_params}
         serializer = serializer_class(data=query)
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
+        try:
+            serializer.is_valid(raise_exception=True)
+            return serializer.validated_data
+        finally:
+            _unbind(serializer)
 
     def requested_deadline(self) -> float | None:
         """The client's own deadline from the `Request-Timeout` header (seconds); it can only shorten ours.
@@ -106,6 +109,17 @@ class TributaryViewSet(AnswersOptions, OnLoopAPIView, ViewSet):
             del response["Content-Type"]  # a 304 has no content to have a type
             return response
         return HttpResponse(body, content_type=_JSON.media_type, headers=headers)
+
+
+def _unbind(field: Any) -> None:
+    """Free a serializer that is done with at once: DRF binds each field to its serializer (`field.parent`, and the
+    serializer's `fields`), a reference cycle per instance that only the cyclic garbage collector would free."""
+    for child in field.__dict__.pop("fields", {}).values():  # the cached `fields` (a BindingDict, bound to it)
+        _unbind(child)
+    child = field.__dict__.get("child")
+    if child is not None:
+        _unbind(child)
+    field.parent = None
 
 
 def entity_tag(body: bytes) -> str:

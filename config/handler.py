@@ -22,6 +22,16 @@ pyproject.toml; `tests/test_thread_hops.py` fails if a hop comes back, and
 tests/framework/test_django_handler_suite.py runs Django's own `tests/asgi/` and `tests/handlers/` against this
 handler (the tests that do not apply are listed there, with the reason).
 
+One more departure, for the cost of a request: Django serves the view in a second task and waits for the first of
+it and a disconnect listener (`asyncio.wait`); here the view runs in the request's own task, and the listener cancels
+that task when the client goes away while it is being served (a disconnect during `send_response` is ignored, as in
+Django; an unexpected message still raises Django's AssertionError). The listener returns at the disconnect instead
+of raising `RequestAborted`: uvicorn answers `receive()` with a disconnect once the response is complete, so
+Django's listener raised on every request, and the exception's traceback held the handler's frame in a reference
+cycle (the request and all it holds waited for the cyclic garbage collector). Pinned by Django's own tests as
+above (disconnects before, during and after the view, a sync view still running after a disconnect) and
+tests/config/test_request_cycles.py.
+
 One addition Django does not have: a request body over `settings.MAX_REQUEST_BODY_BYTES` is refused with a 413
 problem document without being read (a declared `Content-Length` is checked before any byte; a chunked body is read
 only up to the limit). The 413 passes through the middleware (request id, Host check) like any response. Unset, the
@@ -96,38 +106,32 @@ class TributaryASGIHandler(ASGIHandler):
             body_file.close()
             return
 
-        async def process_request(request: HttpRequest, send: Any) -> HttpResponseBase:
+        # Serve the request in this task while another listens for a disconnect, which cancels the view (and its
+        # upstream calls) as Django's does. Django serves in a second task and waits for the first of the two.
+        watch = _DisconnectWatch(asyncio.current_task())
+        listener = asyncio.create_task(_disconnected(receive))
+        listener.add_done_callback(watch.listener_done)
+        try:
             response = await self.run_get_response(request)
             with contextlib.suppress(asyncio.CancelledError):  # the client disconnected during send_response
                 await self.send_response(response, send)
-            return response
-
-        # Serve the request while listening for a disconnect, which cancels the view (and its upstream calls).
-        serving = asyncio.create_task(process_request(request, send))
-        tasks: list[asyncio.Task[Any]] = [asyncio.create_task(self.listen_for_disconnect(receive)), serving]
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in tasks:
-            if task.done():
-                try:
-                    task.result()
-                except RequestAborted:
-                    pass
-                except AssertionError:
-                    body_file.close()
-                    raise
-            else:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        try:
-            response = serving.result()
         except asyncio.CancelledError:
+            if not watch.ended():
+                raise  # not the disconnect's: whoever cancelled this task wants it to end
+            if _listener_failed(listener, body_file):
+                raise listener.exception() from None  # type: ignore[misc]  # its AssertionError, as Django's raises
             await send_on_loop(signals.request_finished, sender=self.__class__)  # inline
             # The only hop left, on a client disconnect only: closing the body through the request's thread-sensitive
             # executor waits for sync view code of this request still running there (Django's `asend` gives the
             # same barrier as a side effect), so it never finds its body closed under it.
             await sync_to_async(body_file.close)()
             return
+        finally:
+            listener.remove_done_callback(watch.listener_done)
+            listener.cancel()  # nothing to listen for any more (a no-op once it has ended)
+        watch.ended()  # a disconnect during send_response is ignored, as Django's handler does
+        if _listener_failed(listener, body_file):
+            raise listener.exception()  # type: ignore[misc]
         await close_on_loop(response)  # inline
         body_file.close()
 
@@ -220,6 +224,47 @@ async def close_on_loop(response: HttpResponseBase) -> None:
 
 class _BodyTooLarge(Exception):
     pass
+
+
+async def _disconnected(receive: Any) -> None:
+    """Django's `listen_for_disconnect`, returning at the disconnect instead of raising `RequestAborted` (an
+    exception, its traceback and a reference cycle per request: the listener ends this way on every request served
+    by uvicorn, which answers `receive()` with a disconnect once the response is complete)."""
+    message = await receive()
+    if message["type"] != "http.disconnect":
+        raise AssertionError(f"Invalid ASGI message after request body: {message['type']}")  # Django's words
+
+
+class _DisconnectWatch:
+    """Cancels the serving task when the disconnect listener ends while the request is being served."""
+
+    __slots__ = ("cancelled", "serving", "task")
+
+    def __init__(self, task: asyncio.Task[Any] | None) -> None:
+        self.task = task
+        self.serving = True
+        self.cancelled = False
+
+    def listener_done(self, listener: asyncio.Task[None]) -> None:
+        if self.serving and not listener.cancelled() and self.task is not None:
+            self.cancelled = True
+            self.task.cancel()
+
+    def ended(self) -> bool:
+        """Serving is over; True if the listener cancelled it (that cancellation is then taken back: it has been
+        handled, and the task is not being cancelled by anyone else)."""
+        self.serving = False
+        if self.cancelled and self.task is not None:
+            self.task.uncancel()
+        return self.cancelled
+
+
+def _listener_failed(listener: asyncio.Task[None], body_file: IO[bytes]) -> bool:
+    """The listener got another message than a disconnect: Django closes the body and raises its AssertionError."""
+    if listener.done() and not listener.cancelled() and isinstance(listener.exception(), AssertionError):
+        body_file.close()
+        return True
+    return False
 
 
 def _declared_length(scope: dict[str, Any]) -> int:

@@ -224,5 +224,5 @@ async def test_a_body_of_exactly_the_limit_is_served_and_one_byte_more_is_refuse
     over_limit, _ = await call_with_body([(b"content-length", b"1025")], [b"x" * 1025])
 
     assert at_limit[0]["status"] == 405  # the endpoint's own answer to a POST
-    assert asked == 2  # the body, then the wait for a disconnect
+    assert asked in (1, 2)  # the whole body (then the wait for a disconnect, if the view suspended before answering)
     assert_413(over_limit)
