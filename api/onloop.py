@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from inspect import isawaitable, iscoroutinefunction
+from types import MethodType
 from typing import Any, TypeVar
 
 from adrf.views import APIView
@@ -201,7 +202,7 @@ def _break_cycles(view: APIView, request: Request) -> None:
         context.pop("view", None)
         context.pop("request", None)
     attributes = view.__dict__
-    for name in [name for name, value in attributes.items() if getattr(value, "__self__", None) is view]:
+    for name in [name for name, value in attributes.items() if type(value) is MethodType and value.__self__ is view]:
         del attributes[name]
 
 
