@@ -186,12 +186,51 @@ class StaticFilesMiddleware(_OnLoop, WhiteNoiseMiddleware):
 
 
 class SecurityMiddleware(_OnLoop, DjangoSecurityMiddleware):
-    """Django's SecurityMiddleware (nosniff, HSTS, the https redirect, Referrer-Policy, COOP), with no thread hop."""
+    """Django's SecurityMiddleware (nosniff, HSTS, the https redirect, Referrer-Policy, COOP), with no thread hop.
+
+    Its response headers depend on the settings only (read once, in `__init__`, as Django's class does), except
+    HSTS, which depends on the request: so Django's `process_response` runs once at start-up on an empty response
+    to an http request, and the headers it adds are kept and added the same way (where the response has none of
+    that name) to every response to an http request. A request that is secure gets Django's own code.
+    """
+
+    def __init__(self, get_response: GetResponse) -> None:
+        super().__init__(get_response)
+        probe = HttpResponseBase()
+        del probe["Content-Type"]
+        DjangoSecurityMiddleware.process_response(self, _PLAIN_HTTP, probe)  # type: ignore[arg-type]
+        self.plain_http_headers = tuple(_header_store(probe).items())  # (lower-case name, (name, value))
+
+    def process_response(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:  # type: ignore[override]
+        if self.sts_seconds and request.is_secure():
+            return super().process_response(request, response)  # type: ignore[arg-type]
+        store = _header_store(response)
+        for key, header in self.plain_http_headers:
+            if key not in store:  # setdefault, as Django's does
+                store[key] = header
+        return response
 
     async def __call__(self, request: HttpRequest) -> HttpResponseBase:
         response = self.process_request(request) or await self.next(request)
         # django-stubs say HttpResponse; Django's methods take any response (streamed ones too).
-        return self.process_response(request, response)  # type: ignore[arg-type]
+        return self.process_response(request, response)
+
+
+class _PlainHttpRequest:
+    """What Django's `SecurityMiddleware.process_response` asks of a request: whether it came over https."""
+
+    @staticmethod
+    def is_secure() -> bool:
+        return False
+
+
+_PLAIN_HTTP = _PlainHttpRequest()
+
+
+def _header_store(response: HttpResponseBase) -> dict[str, tuple[str, str]]:
+    """Django's `ResponseHeaders` store: lower-case name -> (name as set, value), both already validated."""
+    store: dict[str, tuple[str, str]] = response.headers._store
+    return store
 
 
 class FrameOptionsMiddleware(_OnLoop, XFrameOptionsMiddleware):
