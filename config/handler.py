@@ -51,7 +51,7 @@ import contextlib
 import tempfile
 from typing import IO, Any
 
-from asgiref.sync import SyncToAsync, sync_to_async
+from asgiref.sync import SyncToAsync, ThreadSensitiveContext, sync_to_async
 from django.conf import settings
 from django.core import signals
 from django.core.exceptions import RequestAborted
@@ -72,6 +72,26 @@ class TributaryASGIHandler(ASGIHandler):
         signals.request_started.disconnect(reset_queries)
         signals.request_started.disconnect(close_old_connections)
         signals.request_finished.disconnect(close_old_connections)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Django's `__call__`: the request in its own `ThreadSensitiveContext`, entered and left without the async
+        context manager's two coroutines when the request started no thread (asgiref's own `__aexit__` otherwise).
+        """
+        if scope["type"] != "http":
+            raise ValueError("Django can only handle ASGI/HTTP connections, not %s." % scope["type"])  # noqa: UP031 - Django's words
+        if SyncToAsync.thread_sensitive_context.get(None) is not None:
+            await self.handle(scope, receive, send)  # inside another one, which ThreadSensitiveContext would keep
+            return
+        context = ThreadSensitiveContext()
+        context.token = SyncToAsync.thread_sensitive_context.set(context)  # what its __aenter__ does
+        try:
+            await self.handle(scope, receive, send)
+        finally:
+            if _no_request_thread_anywhere():
+                SyncToAsync.thread_sensitive_context.reset(context.token)  # what its __aexit__ does then
+                context.token = None
+            else:
+                await context.__aexit__(None, None, None)  # type: ignore[no-untyped-call]
 
     async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         try:
@@ -210,8 +230,16 @@ async def release_request_thread() -> None:
 
 
 def _has_request_thread() -> bool:
+    if _no_request_thread_anywhere():
+        return False
     context = SyncToAsync.thread_sensitive_context.get(None)
     return context is not None and context in SyncToAsync.context_to_thread_executor
+
+
+def _no_request_thread_anywhere() -> bool:
+    """No request of this process has a thread now (the common case: a look-up of the request's own would make
+    a weak reference)."""
+    return not SyncToAsync.context_to_thread_executor
 
 
 async def send_on_loop(signal: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
