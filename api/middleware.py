@@ -50,6 +50,7 @@ GetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
 CLIENT_CLOSED = 499
 
 # A client-supplied id is kept only if it is short and plain: it ends up in logs and upstream headers.
+_REQUEST_ID_META = "HTTP_" + REQUEST_ID_HEADER.upper().replace("-", "_")
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -136,7 +137,7 @@ class RequestContextMiddleware:
 
     async def __call__(self, request: HttpRequest) -> HttpResponseBase:
         headers = request.headers
-        supplied = headers.get(REQUEST_ID_HEADER, "")
+        supplied = request.META.get(_REQUEST_ID_META, "")  # what headers.get() reads, without its look-up
         rid = supplied if _VALID_REQUEST_ID.match(supplied) else new_request_id()
         token = request_id.set(rid)
         headers_token = incoming_headers.set(headers)

@@ -31,6 +31,7 @@ from .keys import KEY_MARK, is_well_formed, key_cache, last_used
 __all__ = ["API_KEY_HEADER", "ApiKeyAuthentication", "CallerAllowed", "operation_id"]
 
 API_KEY_HEADER = "X-API-Key"
+_API_KEY_META = "HTTP_X_API_KEY"
 REALM = "tributary"
 _REFUSED = "tributary_key_refused"  # set on the Django request when a presented key was refused
 
@@ -71,11 +72,11 @@ class ApiKeyAuthentication(BaseAuthentication):
 
 def _presented_key(request: Request) -> tuple[str | None, bool]:
     """The key and whether it came in `Authorization` (None: no key of ours was sent)."""
-    headers = request._request.headers
-    key = headers.get(API_KEY_HEADER)
+    meta = request._request.META  # what `headers.get()` reads (`X-API-Key` is `HTTP_X_API_KEY`), without its look-up
+    key = meta.get(_API_KEY_META)
     if key is not None:
         return key.strip(), False
-    scheme, _, credentials = headers.get("Authorization", "").strip().partition(" ")
+    scheme, _, credentials = meta.get("HTTP_AUTHORIZATION", "").strip().partition(" ")
     credentials = credentials.strip()
     if scheme.lower() == "bearer" and credentials.startswith(KEY_MARK):
         return credentials, True
