@@ -96,7 +96,12 @@ async def _lifespan(receive: Any, send: Any) -> None:
 def _tune_garbage_collector() -> None:
     """Move everything loaded at start-up (Django, DRF, the URLconf: long-lived) out of the collector's sight, and
     collect the young generation less often. Requests allocate many short-lived objects; without this the cyclic
-    collector rescans the framework's objects over and over (15-25% of a request's CPU, profiled)."""
+    collector rescans the framework's objects over and over (15-25% of a request's CPU, profiled).
+
+    A served request leaves no reference cycle (tests/config/test_request_cycles.py): its objects are freed by
+    reference counting, so the threshold no longer trades memory for CPU. Measured at 256 connections (wrk, 5 items,
+    3 calls): peak RSS 96 MB at 700, 95 MB at 2,000, 96-99 MB at 10,000, while 700 costs ~100 us more CPU per
+    request (the collector traverses the requests in flight, not garbage)."""
     gc.collect()
     gc.freeze()
     _, middle, old = gc.get_threshold()
