@@ -76,7 +76,7 @@ class TributaryViewSet(AnswersOptions, OnLoopAPIView, ViewSet):
         A plain decimal number (`2`, `0.5`, `1e1`), as the schema's `type: number` reads: not Python's `float()`
         syntax, which also takes `1_0`, `inf` or non-ASCII digits.
         """
-        raw = self.request.headers.get(REQUEST_TIMEOUT_HEADER)
+        raw = self.request._request.META.get(_REQUEST_TIMEOUT_META)  # request.headers reads it from there
         if raw is None:
             return None
         seconds = float(raw) if _DECIMAL_NUMBER.fullmatch(raw) else -1.0
@@ -104,7 +104,7 @@ class TributaryViewSet(AnswersOptions, OnLoopAPIView, ViewSet):
             "Cache-Control": parts.cache_control(private=self.request.auth is not None),
             "ETag": entity_tag(body),
         }
-        if if_none_match(self.request.headers.get("If-None-Match"), headers["ETag"]):
+        if if_none_match(self.request._request.META.get("HTTP_IF_NONE_MATCH"), headers["ETag"]):
             response = HttpResponse(status=304, headers=headers)
             del response["Content-Type"]  # a 304 has no content to have a type
             return response
@@ -138,6 +138,7 @@ def if_none_match(header: str | None, etag: str) -> bool:
 
 
 REQUEST_TIMEOUT_HEADER = "Request-Timeout"
+_REQUEST_TIMEOUT_META = "HTTP_REQUEST_TIMEOUT"
 _DECIMAL_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?", flags=re.ASCII)
 
 
