@@ -83,7 +83,7 @@ class OnLoopAPIView(APIView):
         if len(self.renderer_classes) != 1:
             return super().perform_content_negotiation(request, force)
         renderer = self.renderer_classes[0]()
-        if request.META.get("HTTP_ACCEPT") in _ACCEPTS_JSON or force or _admits_json(request._request):
+        if request._request.META.get("HTTP_ACCEPT") in _ACCEPTS_JSON or force or _admits_json(request._request):
             return renderer, renderer.media_type
         raise exceptions.NotAcceptable(available_renderers=[renderer])
 
