@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hmac
 import os
+from bisect import bisect_left
 from typing import Any
 
 from django.conf import settings
@@ -127,6 +128,38 @@ bulkhead_rejections = Counter(
 BREAKER_STATES = ("closed", "open", "half_open")
 
 
+class _Observe:
+    """`Histogram.observe(amount)` of one labelled child, without what the library does again on every call (check
+    that the child is labelled, walk the bounds one by one): the sum, then the first bucket whose upper bound is at
+    least `amount`, found by bisection. prometheus_client (pinned in pyproject.toml) keeps a child's sum in `_sum`,
+    its buckets in `_buckets` and their bounds, `+Inf` last, in `_upper_bounds`; in multiprocess mode these values
+    are the files' (same `inc`). tests/config/test_metrics_recording.py pins the exposition against the library's.
+    """
+
+    __slots__ = ("bounds", "buckets", "child", "sum")
+
+    def __init__(self, child: Any) -> None:
+        self.child = child
+        self.sum = child._sum.inc
+        self.buckets = [bucket.inc for bucket in child._buckets]
+        self.bounds = child._upper_bounds
+
+    def __call__(self, amount: float) -> None:
+        if amount != amount:  # NaN: no bound admits it; the library's own loop then counts it in no bucket
+            self.child.observe(amount)
+            return
+        self.sum(amount)
+        self.buckets[bisect_left(self.bounds, amount)](1)
+
+
+def _observer(cache: dict[Any, _Observe], metric: Any, key: tuple[str, ...]) -> _Observe:
+    """The `_Observe` of `metric.labels(*key)`, made once."""
+    observe = cache.get(key)
+    if observe is None:
+        observe = cache[key] = _Observe(metric.labels(*key))
+    return observe
+
+
 def _child(cache: dict[Any, Any], metric: Any, key: tuple[str, ...]) -> Any:
     """`metric.labels(*key)`, looked up once: labels() validates and locks on every call."""
     child = cache.get(key)
@@ -139,17 +172,21 @@ class RequestMetrics(RequestObserver):
     """Requests by route and status, in flight, per worker, and denied ones per client."""
 
     def __init__(self) -> None:
-        self._requests: dict[tuple[str, ...], Any] = {}
+        self._requests: dict[tuple[str, ...], _Observe] = {}
         self._denied: dict[tuple[str, ...], Any] = {}
+        # Unlabelled: their values are fixed, so their `inc` is taken once (Gauge.inc/dec check the labels and the
+        # multiprocess mode on every call; the value's own inc is what they then call).
+        self._in_flight = http_in_flight._value.inc
+        self._served = worker_requests._value.inc
 
     def started(self, request: HttpRequest) -> None:
-        http_in_flight.inc()
+        self._in_flight(1)
 
     def finished(self, request: HttpRequest, response: HttpResponseBase | None, record: RequestRecord) -> None:
-        http_in_flight.dec()
-        worker_requests.inc()
+        self._in_flight(-1)
+        self._served(1)
         status = str(record.status)
-        _child(self._requests, http_requests, (record.route, record.method, status)).observe(record.seconds)
+        _observer(self._requests, http_requests, (record.route, record.method, status))(record.seconds)
         if record.status in DENIED_STATUSES:
             _child(self._denied, http_denied, (record.client, status)).inc()
 
@@ -166,8 +203,8 @@ class UpstreamMetrics(Observer):
 
     def call_ended(self, record: CallRecord, started: Any) -> None:
         upstream = record.upstream
-        _child(self._calls, upstream_calls, (upstream, record.outcome)).observe(record.seconds)
-        _child(self._cache, upstream_cache, (upstream, record.cache)).inc()
+        _observer(self._calls, upstream_calls, (upstream, record.outcome))(record.seconds)
+        _child(self._cache, upstream_cache, (upstream, record.cache))._value.inc(1)  # Counter.inc(), unchecked
         if upstream not in self._breakers:
             self._set_breaker(upstream, "closed")  # every breaker starts closed; the gauge shows it from the start
 
