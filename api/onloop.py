@@ -67,6 +67,7 @@ class OnLoopAPIView(APIView):
                 )
             except Exception as exc:  # noqa: BLE001 - DRF's contract: every exception goes to handle_exception()
                 response = self.handle_exception(exc)
+                _release_frames(exc)
             response = self.finalize_response(request, response, *args, **kwargs)
             if isinstance(response, Response):
                 response = _rendered(response)
@@ -204,6 +205,26 @@ def _break_cycles(view: APIView, request: Request) -> None:
     attributes = view.__dict__
     for name in [name for name, value in attributes.items() if type(value) is MethodType and value.__self__ is view]:
         del attributes[name]
+
+
+def _release_frames(exc: BaseException) -> None:
+    """Drop the tracebacks of an exception that has been answered (and of the exceptions it was raised from or
+    during), so the frames they hold, and the requests and views in those frames, are freed with it.
+
+    Code that catches an exception often keeps it, or something holding it, in a frame its traceback holds (`except
+    X as e: errors = e.detail`, an upstream failure kept for the missing-parts list): a reference cycle through the
+    frames that only the cyclic garbage collector would free. By now the exception has been logged (with its
+    traceback) and turned into a response; nothing reads its traceback afterwards.
+    """
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        error.__traceback__ = None
+        pending += (error.__cause__, error.__context__, *getattr(error, "exceptions", ()))
 
 
 _ACCEPTS_JSON = frozenset({None, "", "*/*", "application/json"})

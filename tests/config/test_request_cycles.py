@@ -138,6 +138,25 @@ async def test_an_aggregate_leaves_none_of_its_request_to_the_collector(demo: An
     assert found == 0, what
 
 
+@pytest.mark.parametrize("fault", ["500", "invalid_json"])
+async def test_an_upstream_failure_leaves_none_of_its_request_to_the_collector(
+    demo: Any, fault: str, collector_off: None
+) -> None:
+    """The 502's exception went through the view's frames: its traceback is dropped once it is answered
+    (api/onloop.py `_release_frames`), so a frame that kept the exception does not keep the request with it."""
+    demo(faults={"slow": fault}, slow={"RETRIES": "0", "BREAKER_FAILURES": "1000", "BREAKER_MIN_CALLS": "1000"})
+    assert await serve("GET", "/api/external-data/") == 502
+    cyclic_garbage()
+
+    for _ in range(10):
+        assert await serve("GET", "/api/external-data/") == 502
+
+    garbage = cyclic_garbage()
+    found, what = len(of_a_request(garbage)), describe(garbage)
+    del garbage
+    assert found == 0, what
+
+
 async def test_the_check_sees_the_cycles_drf_and_adrf_make(
     demo: Any, monkeypatch: pytest.MonkeyPatch, collector_off: None
 ) -> None:
