@@ -335,3 +335,32 @@ async def test_an_aggregate_of_its_own_can_enrich_any_list(upstream_mock: respx.
     assert [call.request.url.raw_path for call in single.calls] == [b"/stock/A%2F1", b"/stock/B"]
     assert [item["available"] for item in shelf] == [3, 3]
     assert parts.missing == []
+
+
+async def test_a_request_keeps_how_its_calls_were_fetched_but_not_their_raw_payloads(
+    upstream_mock: respx.MockRouter,
+) -> None:
+    """The decoded upstream JSON is freed once validated (or answered), not held until the response is sent: only
+    the validated data and each call's cache status, attempts and freshness stay with the request."""
+
+    class Shelf(Aggregate):
+        page = Fetch(upstream="catalog", path="products", serializer=CatalogPage)
+        stock = enrichment(batch=None, path="stock/{key}", concurrency=1)
+
+        def shape(self, parts: Parts) -> Any:
+            return parts.get("page")
+
+    upstream_mock.get(f"{CATALOG}/products").respond(json=page_of([1, 2], skus=["A", "B"]))
+    upstream_mock.get(url__regex=rf"{INVENTORY}/stock/.*").mock(
+        side_effect=lambda request: httpx.Response(200, json=stock(request.url.path.rsplit("/", 1)[1]))
+    )
+
+    shelf, parts = await Shelf().build({})
+
+    assert [item["sku"] for item in shelf["items"]] == ["A", "B"]
+    kept = [timing.fetched for timing in parts.timings if timing.fetched is not None]
+    assert [fetched.cache for fetched in kept] == ["miss"]
+    assert all(fetched.payload is None for fetched in kept)
+    enriched = parts.results["stock"]
+    assert len(enriched.fetched) == 2
+    assert all(fetched.payload is None and fetched.cache == "miss" for fetched in enriched.fetched)
