@@ -56,6 +56,11 @@ WWW_AUTHENTICATE = {
 }
 
 
+_PLAIN_PROBLEM: dict[str, Any] = {
+    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+}
+
+
 def document_key_errors(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """Postprocessing hook: the 401 and 403 problem responses of every operation that takes a key."""
     for operations in result.get("paths", {}).values():
@@ -63,7 +68,9 @@ def document_key_errors(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]
             if not operation.get("security"):
                 continue
             responses = operation["responses"]
-            model = responses["406"]  # every operation documents it (api/schema.py `problems()`)
+            # Every operation made with api/schema.py `problems()` documents a 406 problem: the model for the 401 and
+            # 403 (headers included). A view declared without it gets a plain problem response, not a 500 schema.
+            model = responses.get("406", _PLAIN_PROBLEM)
             for status in (401, 403):
                 response = copy.deepcopy(model)
                 codes = ", ".join(f"`{code}`" for code, code_status in PROBLEM_CODES.items() if code_status == status)

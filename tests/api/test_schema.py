@@ -164,3 +164,19 @@ def test_every_response_declares_x_request_id_and_every_error_status_lists_its_c
                         assert f"`{code}`" in response["description"], (method, path, status, code)
                 if status == "503" and path not in PROBES:
                     assert "Retry-After" in response["headers"], (method, path)
+
+
+def test_a_keyed_operation_declared_without_the_usual_problems_still_gets_its_401_and_403() -> None:
+    """A view added without api/schema.py `problems()` (no 406 to copy) must not make schema generation fail."""
+    from api.clients.schema import document_key_errors
+
+    bare = {"security": [{"ApiKey": []}], "responses": {"200": {"description": "OK"}}}
+    result = document_key_errors({"paths": {"/api/custom/": {"get": bare}}})
+
+    responses = result["paths"]["/api/custom/"]["get"]["responses"]
+    assert list(responses) == ["200", "401", "403"]
+    for status in ("401", "403"):
+        assert responses[status]["content"]["application/problem+json"]["schema"] == {
+            "$ref": "#/components/schemas/Problem"
+        }
+    assert "WWW-Authenticate" in responses["401"]["headers"]
