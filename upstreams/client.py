@@ -411,10 +411,9 @@ class UpstreamClient:
         try:
             raw_headers = response.raw_headers
             response_headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw_headers}
-            if response.status == 304 and revalidating:
-                return _Raw(304, b"", response_headers, attempts=1)
-            self._check_status(response.status, response_headers)
-            self._check_content_type(response_headers)
+            answered = self._check_head(response.status, response_headers, revalidating=revalidating)
+            if answered is not None:
+                return answered
             coding = response_headers.get("content-encoding")
             if coding is not None:  # every Content-Encoding line (the dict kept the last): two lines are two layers
                 coding = ",".join(v.decode("latin-1") for k, v in raw_headers if k.lower() == b"content-encoding")
@@ -432,10 +431,9 @@ class UpstreamClient:
         try:
             # One pass over the raw headers into a plain dict: httpx's Headers scans and decodes per lookup.
             response_headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers.raw}
-            if response.status_code == 304 and revalidating:
-                return _Raw(304, b"", response_headers, attempts=1)
-            self._check_status(response.status_code, response_headers)
-            self._check_content_type(response_headers)
+            answered = self._check_head(response.status_code, response_headers, revalidating=revalidating)
+            if answered is not None:
+                return answered
             coding = response_headers.get("content-encoding")
             if coding is not None:  # every Content-Encoding line (the dict kept the last): two lines are two layers
                 coding = ",".join(response.headers.get_list("content-encoding"))
@@ -458,6 +456,15 @@ class UpstreamClient:
         message = _truncated(repr(str(getattr(exc, "message", ""))))
         logger.warning("%s: the exchange broke: %s %s", self.name, type(exc).__name__, message)
         return UpstreamProtocolError(self.name)
+
+    def _check_head(self, status: int, headers: Mapping[str, str], *, revalidating: bool) -> _Raw | None:
+        """The response's status line and headers: a 304 that answers our revalidation (returned), or a status and
+        content type worth reading the body for (None), or the upstream error they amount to (raised)."""
+        if status == 304 and revalidating:
+            return _Raw(304, b"", headers, attempts=1)
+        self._check_status(status, headers)
+        self._check_content_type(headers)
+        return None
 
     def _check_status(self, status: int, headers: Mapping[str, str]) -> None:
         if status == 404:
