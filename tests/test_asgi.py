@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from config import asgi
+from tests.asgi_scope import http_scope
 from upstreams import get_registry, set_registry
 from upstreams.demo import DemoApp, DemoOptions
 
@@ -164,20 +165,7 @@ async def call_with_body(scope_headers: list[tuple[bytes, bytes]], chunks: list[
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/api/products/",
-        "raw_path": b"/api/products/",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"127.0.0.1"), *scope_headers],
-        "client": ("127.0.0.1", 1234),
-        "server": ("127.0.0.1", 8000),
-    }
+    scope = http_scope("POST", "/api/products/", headers=scope_headers)
     await asyncio.wait_for(asgi.application(scope, receive, send), timeout=5)
     return sent, asked
 

@@ -23,6 +23,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from config import metrics
+from tests.asgi_scope import http_scope
 from tests.test_thread_hops import PATHS, HopCounter, hops  # noqa: F401 - `hops` is a fixture
 from tests.upstream_double import json
 from upstreams import UpstreamSaturated
@@ -142,20 +143,7 @@ async def test_a_request_whose_client_goes_away_is_counted_499_and_leaves_the_in
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": "/slow/",
-        "raw_path": b"/slow/",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"127.0.0.1")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 80),
-    }
+    scope = http_scope("GET", "/slow/", server=("127.0.0.1", 80))
     await asyncio.wait_for(TributaryASGIHandler()(scope, receive, send), 10)
 
     assert sent == []  # nobody to answer

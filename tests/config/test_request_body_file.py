@@ -8,6 +8,7 @@ from typing import IO, Any
 import pytest
 
 from config.handler import TributaryASGIHandler
+from tests.asgi_scope import http_scope
 
 
 class Recording(TributaryASGIHandler):
@@ -44,20 +45,7 @@ async def test_the_request_reads_its_body_and_the_file_is_closed_after_the_respo
     async def send(message: Any) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/healthz",
-        "raw_path": b"/healthz",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"127.0.0.1")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
+    scope = http_scope("POST", "/healthz")
     await handler(scope, receive, send)
 
     [(body_file, read)] = handler.bodies

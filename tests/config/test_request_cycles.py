@@ -21,6 +21,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from config import asgi
+from tests.asgi_scope import http_scope
 
 
 async def serve(method: str, path: str) -> int:
@@ -43,20 +44,7 @@ async def serve(method: str, path: str) -> int:
             answered.set()
 
     path, _, query = path.partition("?")
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query.encode(),
-        "root_path": "",
-        "headers": [(b"host", b"127.0.0.1")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
+    scope = http_scope(method, path, query=query.encode())
     await asgi.application(scope, receive, send)
     status: int = sent[0]["status"]
     return status
