@@ -137,11 +137,9 @@ class GuardedAiohttpTransport(AiohttpTransport):
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if not isinstance(self.client, aiohttp.ClientSession):
-            self.client = self.get_client()
-        timeout = request.extensions.get("timeout", {})
+        session = self.session()
         with map_aiohttp_exceptions():
-            response = await self.client.request(
+            response = await session.request(
                 method=request.method,
                 url=str(request.url),
                 headers=request.headers,
@@ -149,9 +147,7 @@ class GuardedAiohttpTransport(AiohttpTransport):
                 allow_redirects=False,
                 auto_decompress=False,  # we decode, bounded (upstreams/decoding.py)
                 compress=False,
-                timeout=aiohttp.ClientTimeout(
-                    sock_connect=timeout.get("connect"), sock_read=timeout.get("read"), connect=timeout.get("pool")
-                ),
+                timeout=self.client_timeout(request.extensions.get("timeout", {})),
                 server_hostname=request.extensions.get("sni_hostname"),
             ).__aenter__()
         try:
